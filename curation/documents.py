@@ -1,0 +1,49 @@
+"""Document metadata keys: the one place that says which columns a shard has.
+
+A document is datatrove's ``Document(text, id, metadata)``. Every key below becomes a
+Parquet column of the same name in every stage's shards, so ``SELECT domain,
+avg(quality_score) ...`` works on any stage. Metadata keys not listed here are kept
+in the ``extra`` column as JSON, so nothing a step adds is lost.
+"""
+
+import pyarrow as pa
+
+# key -> Arrow type; the order is the column order after ``id`` and ``text``.
+METADATA_SCHEMA: dict[str, pa.DataType] = {
+    # where the document came from
+    "source": pa.string(),  # web | pdf | ocr | synthetic
+    "domain": pa.string(),  # mixing domain: web, wiki, code, docs, forum, papers, ...
+    "url": pa.string(),
+    "warc_record_id": pa.string(),
+    "warc_file": pa.string(),
+    "warc_offset": pa.int64(),
+    "warc_date": pa.string(),
+    "content_type": pa.string(),
+    "charset": pa.string(),
+    "truncated": pa.bool_(),
+    "pdf_path": pa.string(),
+    "page": pa.int64(),
+    # what later stages learn about it
+    "lang": pa.string(),
+    "lang_score": pa.float64(),
+    "license": pa.string(),
+    "quality_score": pa.float64(),
+    "contamination": pa.string(),
+    "dup_cluster": pa.int64(),
+    "dup_of": pa.string(),
+    "synthetic_style": pa.string(),
+    "synthetic_model": pa.string(),
+    "parent_id": pa.string(),
+    "n_tokens": pa.int64(),
+}
+
+# Set on a document that a step could not process; the stage's intake routes it to
+# the drop ledger under ``error_reason`` with ``error`` as the detail.
+ERROR_REASON = "error_reason"
+ERROR_DETAIL = "error"
+
+# Columns of ``_removed`` shards besides the document columns.
+REASON = "reason"
+DETAIL = "detail"
+
+EXTRA = "extra"  # JSON of metadata keys outside METADATA_SCHEMA

@@ -1,0 +1,153 @@
+"""``curate``: run stages, inspect runs with SQL, make the demo corpus."""
+
+import argparse
+import sys
+from pathlib import Path
+
+import duckdb
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.config import ConfigError, PipelineConfig, load_config
+from pipelines.executor import StageFailed, dask_client
+from pipelines.ledger import LedgerError
+from pipelines.run import RunDir
+from pipelines.runner import StageOrderError, run_stage, summary_table
+from pipelines.stages import STAGES
+
+DEFAULT_CONFIG = "pipelines/demo.yaml"
+console = Console(stderr=True)
+stdout = Console()
+
+
+def with_overrides(config: PipelineConfig, args) -> PipelineConfig:
+    executor = config.executor.model_copy(
+        update={k: v for k, v in (("cluster", args.cluster), ("workers", args.workers)) if v is not None}
+    )
+    return config.model_copy(update={"executor": executor})
+
+
+def cmd_validate(args) -> int:
+    config = load_config(args.config)
+    stdout.print(f"{args.config}: valid (run dir {config.run_dir}, config hash {config.config_hash()})")
+    return 0
+
+
+def cmd_demo_data(args) -> int:
+    from pipelines.demo_corpus import write_demo_corpus
+
+    config = load_config(args.config)
+    scale = args.scale if args.scale is not None else config.demo_data.scale
+    seed = config.demo_data.seed if config.demo_data.seed is not None else config.run.seed
+    out = RunDir(config.run_dir).input_dir
+    summary = write_demo_corpus(out, scale=scale, seed=seed)
+    stdout.print(f"demo corpus (scale {scale}, seed {seed}) written to {out}")
+    for key, value in summary.items():
+        if isinstance(value, (int, float, str)):
+            stdout.print(f"  {key}: {value}")
+    return 0
+
+
+def run_stages(args, names: list[str]) -> int:
+    config = with_overrides(load_config(args.config), args)
+    summaries = []
+    with dask_client(config.executor.cluster, config.executor.workers) as client:
+        for name in names:
+            console.print(f"[bold]{name}[/bold]: {STAGES[name].about}")
+            summaries.append(run_stage(config, STAGES[name], client, console, restart=args.restart))
+    run = RunDir(config.run_dir)
+    stdout.print(summary_table(summaries, run))
+    stdout.print(f"outputs: {run.path}/<stage>/  ·  manifest: {run.manifest_path}  ·  query: curate sql \"select ...\"")
+    return 0
+
+
+def cmd_status(args) -> int:
+    run = RunDir(args.run or load_config(args.config).run_dir)
+    manifest = run.read_manifest()
+    table = Table(title=f"{run.path}")
+    for column in ("stage", "state", "tasks", "docs in", "kept", "removed", "seconds", "finished"):
+        table.add_column(column)
+    for name in STAGES:
+        entry = manifest["stages"].get(name)
+        if entry is None:
+            table.add_row(name, "not run", "", "", "", "", "", "")
+            continue
+        counts = entry.get("counts", {})
+        removed = sum(counts.get("removed", {}).values()) if counts else ""
+        table.add_row(
+            name, entry["state"], str(entry.get("tasks", "")), str(counts.get("in", "")), str(counts.get("kept", "")),
+            str(removed), str(entry.get("seconds", "")), entry.get("finished", ""),
+        )
+    stdout.print(table)
+    return 0
+
+
+def cmd_sql(args) -> int:
+    from pipelines.sql import query, render
+
+    run_dir = args.run or load_config(args.config).run_dir
+    columns, rows = query(run_dir, args.query)
+    if args.format != "table":
+        sys.stdout.write(render(columns, rows, args.format))
+        return 0
+    table = Table()
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*[_cell(value, args.max_width) for value in row])
+    stdout.print(table)
+    return 0
+
+
+def _cell(value, width: int) -> str:
+    text = "NULL" if value is None else str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="curate", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+
+    def add(name: str, handler, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help=f"pipeline config (default {DEFAULT_CONFIG})")
+        p.set_defaults(handler=handler)
+        return p
+
+    def add_executor_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--cluster", help="override executor.cluster: local or tcp://host:port")
+        p.add_argument("--workers", type=int, help="override executor.workers (local cluster)")
+        p.add_argument("--restart", action="store_true", help="discard the stage's earlier outputs first")
+
+    add("validate", cmd_validate, "check a config file")
+    demo = add("demo-data", cmd_demo_data, "write the seeded demo corpus into the run's input folder")
+    demo.add_argument("--scale", type=float)
+    for name, stage in STAGES.items():
+        p = add(name, lambda a, n=name: run_stages(a, [n]), stage.about)
+        add_executor_flags(p)
+    run = add("run", lambda a: run_stages(a, list(STAGES)), "run every stage in order")
+    add_executor_flags(run)
+    status = add("status", cmd_status, "the run's stages and counts")
+    status.add_argument("--run", help="run folder (default: from the config)")
+    sql = add("sql", cmd_sql, "query the run with DuckDB")
+    sql.add_argument("query")
+    sql.add_argument("--run", help="run folder (default: from the config)")
+    sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    sql.add_argument("--max-width", type=int, default=80, help="longest cell shown in table format")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ConfigError, StageOrderError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/red] {err}", highlight=False)
+        return 2
+    except (StageFailed, LedgerError, duckdb.Error) as err:
+        console.print(f"[red]error:[/red] {err}", highlight=False)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

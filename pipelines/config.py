@@ -1,0 +1,116 @@
+"""The pipeline config: one pydantic schema, read from YAML.
+
+Relative paths are relative to the directory curate runs in; ``{run_dir}`` in an input
+path stands for the run's folder (``<run.root>/<run.name>``). A bad config raises
+``ConfigError`` naming the file, the key path and what was expected.
+"""
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CLUSTER_ADDRESS = re.compile(r"^(local|tcp://[\w.\-\[\]:]+:\d+)$")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunSection(Section):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")] = "demo"
+    root: str = "runs"
+    seed: int = 0
+
+
+class ExecutorSection(Section):
+    cluster: str = Field("local", description="'local' for a LocalCluster, or tcp://host:port of a Dask scheduler")
+    workers: Annotated[int, Field(ge=1)] | None = None
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster_address(cls, value: str) -> str:
+        if not CLUSTER_ADDRESS.match(value):
+            raise ValueError("expected 'local' or a scheduler address like tcp://127.0.0.1:8786")
+        return value
+
+
+class DemoDataSection(Section):
+    scale: Annotated[float, Field(gt=0, le=100)] = 1.0
+    seed: int | None = None
+
+
+class ExtractSection(Section):
+    timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    favor_precision: bool = False
+    include_tables: bool = True
+
+
+class IngestSection(Section):
+    warc: Annotated[list[str], Field(min_length=1)] = ["{run_dir}/input/warc/*.warc.gz"]
+    tasks: Annotated[int, Field(ge=1)] = 8
+    max_record_bytes: Annotated[int, Field(ge=1024)] = 10 * 2**20
+    default_domain: str = "web"
+    extract: ExtractSection = ExtractSection()
+
+
+class PipelineConfig(Section):
+    run: RunSection = RunSection()
+    executor: ExecutorSection = ExecutorSection()
+    demo_data: DemoDataSection = DemoDataSection()
+    ingest: IngestSection = IngestSection()
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.run.root) / self.run.name
+
+    def section_hash(self, section: str) -> str:
+        """Hash of one section: a stage's outputs depend on it, not on where it ran."""
+        payload = json.dumps(getattr(self, section).model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def config_hash(self) -> str:
+        payload = json.dumps(self.model_dump(mode="json", exclude={"executor"}), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _describe(error: dict) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    got = error.get("input")
+    shown = "" if error["type"] == "missing" or isinstance(got, dict) else f" (got {got!r})"
+    return f"{key}: {error['msg']}{shown}"
+
+
+def parse_config(data: object, source: str = "<config>") -> PipelineConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections at the top level, got {type(data).__name__}")
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as err:
+        problems = "\n  ".join(_describe(e) for e in err.errors())
+        raise ConfigError(f"{source}: invalid config\n  {problems}") from None
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config: {err.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
+    return parse_config(data, str(path))

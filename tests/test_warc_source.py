@@ -1,0 +1,81 @@
+import gzip
+import shutil
+
+from warcio.warcwriter import WARCWriter
+
+from curation.documents import ERROR_DETAIL, ERROR_REASON
+from curation.sources.warc import WarcSource, detect_charset
+from tests.warcs import page_html, response, write_pages_warc
+
+
+def read(paths, **kwargs):
+    source = WarcSource([str(p) for p in paths], **kwargs)
+    return list(source.run(None, 0, 1)), source.stats.stats
+
+
+def test_only_http_200_html_responses_become_documents(tmp_path):
+    urls = write_pages_warc(tmp_path / "a.warc.gz", 5, seed=1)
+    docs, stats = read([tmp_path / "a.warc.gz"])
+    assert [d.metadata["url"] for d in docs] == urls
+    assert stats["skipped_status_not_200"].total == 1
+    assert stats["skipped_payload_image_png"].total == 1
+    assert stats["skipped_request"].total == 1
+    first = docs[0]
+    assert first.id.startswith("<urn:uuid:") and first.metadata["warc_record_id"] == first.id
+    assert first.metadata["source"] == "web" and first.metadata["charset"] == "utf-8"
+    assert first.metadata["warc_offset"] == 0 and docs[1].metadata["warc_offset"] > 0
+    assert "<article>" in first.text
+
+
+def test_declared_and_undeclared_charsets_are_decoded(tmp_path):
+    text = "Déjà vu à l'été, où naïveté et façade se côtoient."
+    with open(tmp_path / "enc.warc.gz", "wb") as out:
+        writer = WARCWriter(out, gzip=True)
+        response(writer, "https://fr.example/a", page_html("a", text, "windows-1252").encode("cp1252"), content_type="text/html")
+        response(writer, "https://fr.example/b", page_html("b", text, "iso-8859-1").encode("latin-1"), content_type="text/html; charset=iso-8859-1")
+    docs, _ = read([tmp_path / "enc.warc.gz"])
+    assert [d.metadata["charset"] for d in docs] == ["windows-1252", "iso-8859-1"]
+    assert all(text in d.text for d in docs)
+    assert detect_charset("żółć gęślą jaźń".encode("utf-8") * 20, None) == "utf-8"
+
+
+def test_oversized_record_is_marked_for_the_ledger(tmp_path):
+    write_pages_warc(tmp_path / "a.warc.gz", 2, seed=2, extras=False)
+    docs, _ = read([tmp_path / "a.warc.gz"], max_record_bytes=300)
+    assert [d.metadata[ERROR_REASON] for d in docs] == ["oversized_record"] * 2
+    assert "a.warc.gz" in docs[0].metadata[ERROR_DETAIL] and "exceeds 300 bytes" in docs[0].metadata[ERROR_DETAIL]
+
+
+def test_broken_gzip_keeps_the_records_before_the_break(tmp_path):
+    write_pages_warc(tmp_path / "full.warc.gz", 6, seed=3, extras=False)
+    data = (tmp_path / "full.warc.gz").read_bytes()
+    (tmp_path / "cut.warc.gz").write_bytes(data[: len(data) * 2 // 3])
+    docs, stats = read([tmp_path / "cut.warc.gz"])
+    good = [d for d in docs if ERROR_REASON not in d.metadata]
+    broken = [d for d in docs if ERROR_REASON in d.metadata]
+    assert len(good) == 4 and len(broken) == 1
+    assert broken[0].metadata[ERROR_REASON] == "corrupt_warc"
+    assert "cut.warc.gz: record #5" in broken[0].metadata[ERROR_DETAIL]
+    assert "file truncated" in broken[0].metadata[ERROR_DETAIL]
+    assert stats["broken_files"].total == 1
+
+
+def test_real_broken_and_odd_warcs(shared_data, tmp_path):
+    warcs = shared_data / "warc"
+    docs, _ = read([warcs / "example-bad-non-chunked.warc.gz"])
+    assert [d.metadata.get(ERROR_REASON) for d in docs] == ["corrupt_warc"]
+    assert "example-bad-non-chunked.warc.gz" in docs[0].metadata[ERROR_DETAIL]
+    assert "non-chunked gzip" in docs[0].metadata[ERROR_DETAIL]
+    docs, _ = read([warcs / "example-wrong-chunks.warc.gz"])
+    assert docs[-1].metadata[ERROR_REASON] == "corrupt_warc"
+    docs, _ = read([warcs / "example.arc.gz"])
+    assert len(docs) == 1 and docs[0].metadata["url"] == "http://example.com/"
+    docs, _ = read([warcs / "cc-whirlwind.warc.gz"])
+    assert len(docs) == 1 and docs[0].metadata["url"].startswith("https://") and docs[0].metadata["charset"] == "utf-8"
+    docs, _ = read([warcs / "example-trunc.warc"])
+    assert len(docs) == 1 and ERROR_REASON not in docs[0].metadata
+    plain = tmp_path / "plain.warc"
+    with gzip.open(warcs / "example.warc.gz") as src, open(plain, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    docs, _ = read([plain])
+    assert len(docs) == 1
