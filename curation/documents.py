@@ -26,7 +26,8 @@ METADATA_SCHEMA: dict[str, pa.DataType] = {
     # what later stages learn about it
     "lang": pa.string(),
     "lang_score": pa.float64(),
-    "license": pa.string(),
+    "license": pa.string(),  # cc-by, cc-by-sa, cc0, public-domain, all-rights-reserved, cc-by-nc, ...
+    "opt_out": pa.string(),  # robots-style opt-outs the page states: noai, noimageai, ...
     "quality_score": pa.float64(),
     "contamination": pa.string(),
     "dup_cluster": pa.int64(),

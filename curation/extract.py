@@ -1,5 +1,8 @@
 """HTML to plain text with trafilatura, in datatrove's extraction sandbox.
 
+The page's licence and opt-out signals are read from the HTML first (see
+``curation.license``), since extraction drops the tags that carry them.
+
 datatrove's extractors drop a page silently when extraction fails, times out or
 yields nothing; this one records each such page in the drop ledger with its reason
 (``extract_timeout``, ``extract_crash``, ``extract_error``, ``extract_empty``) and keeps
@@ -10,6 +13,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.extractors.base import BaseExtractor, ExtractorSandbox
 from datatrove.utils.typeshelper import StatHints
 
+from curation.license import license_signal, opt_out_signal
 from curation.shards import RemovedSink
 
 
@@ -51,6 +55,13 @@ class HtmlExtractor(BaseExtractor):
             or ""
         )
 
+    @staticmethod
+    def record_rights(doc: Document, html: str) -> None:
+        """Licence and opt-out signals live in links and meta tags that extraction drops."""
+        for key, value in (("license", license_signal(html)), ("opt_out", opt_out_signal(html))):
+            if value:
+                doc.metadata[key] = value
+
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         with self.removed, ExtractorSandbox(timeout=self.timeout, warmup_text="") as sandbox:
             for doc in data:
@@ -58,6 +69,7 @@ class HtmlExtractor(BaseExtractor):
                 html = doc.text
                 reason, detail = None, None
                 with self.track_time():
+                    self.record_rights(doc, html)
                     try:
                         doc.text = sandbox.process_document(html, self.extract)
                     except TimeoutError:

@@ -12,6 +12,7 @@ from curation.documents import ERROR_DETAIL, ERROR_REASON
 from curation.shards import RemovedSink
 
 INTAKE_COUNTER = "documents"
+CREATED_COUNTER = "documents_created"  # steps that make new documents count them under this stat
 
 
 class StageIntake(PipelineStep):

@@ -191,6 +191,25 @@ class RemovedSink:
         self._files[reason].add(row)
 
 
+class LabelledSink:
+    """A view of a RemovedSink that files a step's reasons under its label: ``<label>/<reason>``."""
+
+    def __init__(self, sink: RemovedSink, label: str):
+        self.sink = sink
+        self.label = label
+
+    def __enter__(self):
+        self.sink.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.sink.__exit__(exc_type, exc, tb)
+
+    def write(self, doc: Document, rank: int = 0, reason: str | None = None, detail: str | None = None) -> None:
+        reason = reason or doc.metadata.pop("filter_reason", None)
+        self.sink.write(doc, rank, reason=f"{self.label}/{reason}" if reason else self.label, detail=detail)
+
+
 def list_kept_shards(stage_dir: str | Path) -> list[Path]:
     """Kept shard files of a stage, sorted; skips ``_removed`` and other ``_`` folders."""
     stage_dir = Path(stage_dir)

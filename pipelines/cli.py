@@ -82,6 +82,19 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_demo_eval(args) -> int:
+    from pipelines.demo_eval import demo_scores
+
+    run_dir = args.run or load_config(args.config).run_dir
+    table = Table(title=f"{run_dir}: scores against the demo ground truth")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in demo_scores(run_dir).items():
+        table.add_row(name, f"{value:.4f}")
+    stdout.print(table)
+    return 0
+
+
 def cmd_sql(args) -> int:
     from pipelines.sql import query, render
 
@@ -127,6 +140,8 @@ def parser() -> argparse.ArgumentParser:
         add_executor_flags(p)
     run = add("run", lambda a: run_stages(a, list(STAGES)), "run every stage in order")
     add_executor_flags(run)
+    demo_eval = add("demo-eval", cmd_demo_eval, "score a demo run against the demo corpus's ground truth")
+    demo_eval.add_argument("--run", help="run folder (default: from the config)")
     status = add("status", cmd_status, "the run's stages and counts")
     status.add_argument("--run", help="run folder (default: from the config)")
     sql = add("sql", cmd_sql, "query the run with DuckDB")

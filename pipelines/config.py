@@ -9,10 +9,11 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated
+import inspect
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CLUSTER_ADDRESS = re.compile(r"^(local|tcp://[\w.\-\[\]:]+:\d+)$")
 
@@ -44,7 +45,7 @@ class ExecutorSection(Section):
 
 
 class DemoDataSection(Section):
-    scale: Annotated[float, Field(gt=0, le=100)] = 1.0
+    scale: Annotated[float, Field(gt=0, le=1.5)] = 1.0  # the text sources run out beyond 1.5
     seed: int | None = None
 
 
@@ -62,11 +63,74 @@ class IngestSection(Section):
     extract: ExtractSection = ExtractSection()
 
 
+class LanguageSection(Section):
+    enabled: bool = True
+    languages: Annotated[list[str], Field(min_length=1)] = ["en"]
+    threshold: Annotated[float, Field(ge=0, le=1)] = 0.65
+
+
+class HeuristicSection(Section):
+    """A datatrove heuristic filter: ``params`` are its constructor's keyword arguments."""
+
+    enabled: bool = True
+    params: dict[str, Any] = {}
+    prose_only: bool = True  # documents that read as code skip prose heuristics
+
+
+class UrlSection(Section):
+    enabled: bool = True
+    extra_domains: list[str] = []
+    extra_urls: list[str] = []
+
+
+class LicenseSection(Section):
+    licensed_only: bool = False
+    respect_opt_out: bool = True
+    allow_domains: list[str] = []
+    deny_domains: list[str] = []
+
+
+class FilterSection(Section):
+    tasks: Annotated[int, Field(ge=1)] = 8
+    language: LanguageSection = LanguageSection()
+    url: UrlSection = UrlSection()
+    gopher_repetition: HeuristicSection = HeuristicSection()
+    gopher_quality: HeuristicSection = HeuristicSection()
+    c4: HeuristicSection = HeuristicSection(params={"filter_no_terminal_punct": False})
+    fineweb: HeuristicSection = HeuristicSection()
+    license: LicenseSection = LicenseSection()
+
+    @model_validator(mode="after")
+    def _params_fit_the_filters(self):
+        from curation.filters import HEURISTIC_FILTERS
+
+        for name, filter_class in HEURISTIC_FILTERS.items():
+            accepted = set(inspect.signature(filter_class.__init__).parameters) - {"self", "exclusion_writer"}
+            unknown = sorted(set(getattr(self, name).params) - accepted)
+            if unknown:
+                raise ValueError(f"{name}.params: unknown {unknown}; {filter_class.__name__} takes {sorted(accepted)}")
+        return self
+
+
+class MinhashSection(Section):
+    n_grams: Annotated[int, Field(ge=1)] = 5
+    buckets: Annotated[int, Field(ge=1)] = 14
+    hashes_per_bucket: Annotated[int, Field(ge=1)] = 8
+    seed: int = 1
+
+
+class DedupSection(Section):
+    tasks: Annotated[int, Field(ge=1)] = 8
+    minhash: MinhashSection = MinhashSection()
+
+
 class PipelineConfig(Section):
     run: RunSection = RunSection()
     executor: ExecutorSection = ExecutorSection()
     demo_data: DemoDataSection = DemoDataSection()
     ingest: IngestSection = IngestSection()
+    filter: FilterSection = FilterSection()
+    dedup: DedupSection = DedupSection()
 
     @property
     def run_dir(self) -> Path:

@@ -1,8 +1,9 @@
-"""The drop ledger: per stage and rank, documents in = kept + removed (by reason).
+"""The drop ledger: per stage and rank, documents in + created = kept + removed (by reason).
 
-``in`` is what the stage's intake counted (datatrove's per-rank stats); ``kept`` and
-``removed`` are counted from the Parquet files actually written. Two independent
-counts: a step that loses documents without recording them breaks the balance.
+``in`` is what the stage's intake counted and ``created`` what generating steps (LLM
+rephrasing) counted under ``documents_created``, both from datatrove's per-rank stats;
+``kept`` and ``removed`` are counted from the Parquet files actually written. Two
+independent counts: a step that loses documents without recording them breaks the balance.
 """
 
 import json
@@ -12,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.intake import INTAKE_COUNTER, INTAKE_STATS_NAME
+from curation.intake import CREATED_COUNTER, INTAKE_COUNTER, INTAKE_STATS_NAME
 from curation.shards import list_kept_shards, list_removed_shards, shard_rank
 
 
@@ -25,6 +26,7 @@ class RankLedger:
     stage: str
     rank: int
     docs_in: int
+    created: int = 0
     kept: int = 0
     removed: dict[str, int] = field(default_factory=dict)
 
@@ -34,16 +36,24 @@ class RankLedger:
 
     @property
     def balanced(self) -> bool:
-        return self.docs_in == self.kept + self.removed_total
+        return self.docs_in + self.created == self.kept + self.removed_total
+
+
+def stat_total(step: dict, key: str) -> int:
+    value = step.get("stats", {}).get(key, 0)
+    return int(value["total"] if isinstance(value, dict) else value)
 
 
 def intake_count(stats: list[dict]) -> int:
     """Documents the intake step counted, from a saved datatrove PipelineStats JSON list."""
     for step in stats:
         if step.get("name") == INTAKE_STATS_NAME:
-            value = step.get("stats", {}).get(INTAKE_COUNTER, 0)
-            return value["total"] if isinstance(value, dict) else int(value)
+            return stat_total(step, INTAKE_COUNTER)
     raise LedgerError(f"no '{INTAKE_STATS_NAME}' step in the stats: the stage pipeline has no intake")
+
+
+def created_count(stats: list[dict]) -> int:
+    return sum(stat_total(step, CREATED_COUNTER) for step in stats)
 
 
 def stage_ledger(stage: str, stage_dir: Path, logs_dir: Path, tasks: int) -> list[RankLedger]:
@@ -52,7 +62,8 @@ def stage_ledger(stage: str, stage_dir: Path, logs_dir: Path, tasks: int) -> lis
         stats_file = logs_dir / "stats" / f"{rank:05d}.json"
         if not stats_file.exists():
             raise LedgerError(f"stage {stage!r}: rank {rank} has no stats ({stats_file}); it did not complete")
-        rows.append(RankLedger(stage, rank, intake_count(json.loads(stats_file.read_text()))))
+        stats = json.loads(stats_file.read_text())
+        rows.append(RankLedger(stage, rank, intake_count(stats), created_count(stats)))
     for path in list_kept_shards(stage_dir):
         rows[shard_rank(path)].kept += pq.read_metadata(path).num_rows
     for path in list_removed_shards(stage_dir):
@@ -65,7 +76,10 @@ def stage_ledger(stage: str, stage_dir: Path, logs_dir: Path, tasks: int) -> lis
 def check_balanced(rows: list[RankLedger]) -> None:
     broken = [r for r in rows if not r.balanced]
     if broken:
-        lines = [f"{r.stage} rank {r.rank}: in {r.docs_in} != kept {r.kept} + removed {r.removed_total} {r.removed}" for r in broken]
+        lines = [
+            f"{r.stage} rank {r.rank}: in {r.docs_in} + created {r.created} != kept {r.kept} + removed {r.removed_total} {r.removed}"
+            for r in broken
+        ]
         raise LedgerError("ledger does not balance, documents were lost or invented:\n  " + "\n  ".join(lines))
 
 
@@ -82,7 +96,12 @@ def totals(rows: list[RankLedger]) -> dict:
     for row in rows:
         for reason, n in row.removed.items():
             removed[reason] = removed.get(reason, 0) + n
-    return {"in": sum(r.docs_in for r in rows), "kept": sum(r.kept for r in rows), "removed": dict(sorted(removed.items()))}
+    return {
+        "in": sum(r.docs_in for r in rows),
+        "created": sum(r.created for r in rows),
+        "kept": sum(r.kept for r in rows),
+        "removed": dict(sorted(removed.items())),
+    }
 
 
 LEDGER_SCHEMA = pa.schema(
@@ -90,6 +109,7 @@ LEDGER_SCHEMA = pa.schema(
         ("stage", pa.string()),
         ("rank", pa.int64()),
         ("docs_in", pa.int64()),
+        ("created", pa.int64()),
         ("kept", pa.int64()),
         ("removed", pa.int64()),
         ("removed_by_reason", pa.map_(pa.string(), pa.int64())),
@@ -105,6 +125,7 @@ def write_ledger_table(path: Path, rows: list[RankLedger]) -> None:
                 "stage": r.stage,
                 "rank": r.rank,
                 "docs_in": r.docs_in,
+                "created": r.created,
                 "kept": r.kept,
                 "removed": r.removed_total,
                 "removed_by_reason": sorted(r.removed.items()),

@@ -84,6 +84,15 @@ def run_stage(
     run.write_manifest(manifest)
     start = time.monotonic()
     try:
+        for sub in plan.before:
+            console.print(f"[dim]{stage.name}: {sub.name} ({sub.tasks} tasks)[/dim]")
+            DaskPipelineExecutor(
+                sub.pipeline,
+                tasks=sub.tasks,
+                logging_dir=str(run.logs_dir(stage.name) / f"before-{sub.name}"),
+                client=client,
+                name=f"{stage.name}-{sub.name}",
+            ).run()
         executor.run()
     except StageFailed as err:
         entry.update(state="failed", error=str(err), finished=now())
@@ -114,9 +123,10 @@ def run_stage(
 
 def summary_table(summaries: list[StageSummary], run: RunDir) -> Table:
     table = Table(title=f"curate run: {run.path}")
-    for column in ("stage", "docs in", "kept", "removed by reason", "seconds"):
-        table.add_column(column, justify="right" if column in ("docs in", "kept", "seconds") else "left")
+    for column in ("stage", "docs in", "created", "kept", "removed by reason", "seconds"):
+        table.add_column(column, justify="left" if column in ("stage", "removed by reason") else "right")
     for s in summaries:
         removed = ", ".join(f"{reason} {n:,}" for reason, n in s.counts["removed"].items()) or "-"
-        table.add_row(s.name, f"{s.counts['in']:,}", f"{s.counts['kept']:,}", removed, f"{s.seconds:.1f}")
+        created = f"{s.counts['created']:,}" if s.counts["created"] else "-"
+        table.add_row(s.name, f"{s.counts['in']:,}", created, f"{s.counts['kept']:,}", removed, f"{s.seconds:.1f}")
     return table

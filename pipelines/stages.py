@@ -4,19 +4,35 @@ import glob
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from datatrove.pipeline.dedup import MinhashDedupBuckets, MinhashDedupSignature
+from datatrove.pipeline.dedup.minhash import MinhashConfig
+
+from curation.dedup import DedupFilter, DocumentIndex, DuplicateClusters
 from curation.extract import HtmlExtractor
+from curation.filters import HEURISTIC_FILTERS, LanguageIdFilter, OfflineUrlFilter, ProseOnly
 from curation.intake import StageIntake
-from curation.shards import RemovedSink, ShardWriter
+from curation.license import LicenseFilter
+from curation.shards import LabelledSink, RemovedSink, ShardReader, ShardWriter
 from curation.sources.warc import WarcSource
 from pipelines.config import ConfigError, PipelineConfig
 from pipelines.run import RunDir
 
 
 @dataclass(frozen=True)
-class StagePlan:
+class SubPipeline:
+    """A pipeline that must finish before the stage's main one (e.g. MinHash signatures)."""
+
+    name: str
     pipeline: list
     tasks: int
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    pipeline: list  # the main pipeline: reader, StageIntake, steps, ShardWriter; the ledger counts it
+    tasks: int
     inputs: list[str] = field(default_factory=list)  # files from outside the run, fingerprinted
+    before: list[SubPipeline] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -61,9 +77,72 @@ def plan_ingest(config: PipelineConfig, run: RunDir) -> StagePlan:
     return StagePlan(pipeline, tasks=min(section.tasks, len(paths)), inputs=paths)
 
 
+def plan_filter(config: PipelineConfig, run: RunDir) -> StagePlan:
+    section = config.filter
+    stage_dir = run.stage_dir("filter")
+    removed = RemovedSink(stage_dir)
+    steps: list = [ShardReader(run.stage_dir("ingest")), StageIntake(removed)]
+    if section.url.enabled:
+        steps.append(OfflineUrlFilter(LabelledSink(removed, "url"), section.url.extra_domains, section.url.extra_urls))
+    steps.append(
+        LicenseFilter(
+            LabelledSink(removed, "license"),
+            licensed_only=section.license.licensed_only,
+            respect_opt_out=section.license.respect_opt_out,
+            allow_domains=section.license.allow_domains,
+            deny_domains=section.license.deny_domains,
+        )
+    )
+    if section.language.enabled:
+        steps.append(LanguageIdFilter(section.language.languages, section.language.threshold, LabelledSink(removed, "language")))
+    for name, filter_class in HEURISTIC_FILTERS.items():
+        heuristic = getattr(section, name)
+        if not heuristic.enabled:
+            continue
+        writer = LabelledSink(removed, name)
+        inner = filter_class(exclusion_writer=writer, **heuristic.params)
+        steps.append(ProseOnly(inner, exclusion_writer=writer) if heuristic.prose_only else inner)
+    steps.append(ShardWriter(stage_dir))
+    return StagePlan(steps, tasks=section.tasks)
+
+
+def plan_dedup(config: PipelineConfig, run: RunDir) -> StagePlan:
+    section = config.dedup
+    source, stage_dir = run.stage_dir("filter"), run.stage_dir("dedup")
+    work = stage_dir / "_work"
+    minhash = MinhashConfig(
+        n_grams=section.minhash.n_grams,
+        num_buckets=section.minhash.buckets,
+        hashes_per_bucket=section.minhash.hashes_per_bucket,
+        seed=section.minhash.seed,
+    )
+    removed = RemovedSink(stage_dir)
+    before = [
+        SubPipeline(
+            "signatures",
+            [ShardReader(source), DocumentIndex(work / "index"), MinhashDedupSignature(str(work / "signatures"), config=minhash)],
+            section.tasks,
+        ),
+        SubPipeline(
+            "buckets",
+            [MinhashDedupBuckets(str(work / "signatures"), str(work / "buckets"), config=minhash)],
+            section.minhash.buckets,
+        ),
+        SubPipeline(
+            "clusters",
+            [DuplicateClusters(work / "index", work / "buckets", work / "drops", section.tasks)],
+            1,
+        ),
+    ]
+    pipeline = [ShardReader(source), StageIntake(removed), DedupFilter(work / "drops", removed), ShardWriter(stage_dir)]
+    return StagePlan(pipeline, tasks=section.tasks, before=before)
+
+
 STAGES: dict[str, Stage] = {
     stage.name: stage
     for stage in [
         Stage("ingest", "ingest", None, plan_ingest, "WARC records -> HTML extracted to text"),
+        Stage("filter", "filter", "ingest", plan_filter, "URL, license, language and Gopher/C4/FineWeb heuristics"),
+        Stage("dedup", "dedup", "filter", plan_dedup, "exact and MinHash near-duplicate removal"),
     ]
 }

@@ -82,7 +82,7 @@ def test_killed_run_resumes_with_only_the_unfinished_ranks(tmp_path):
     assert sorted(stage["ranks_run"]) == sorted(set(range(12)) - set(done_before))
     ids = [r[0] for r in rows(tmp_path / "runs" / "t" / "ingest")]
     assert len(ids) == len(set(ids)) == 12 * 40
-    assert stage["counts"] == {"in": 480, "kept": 480, "removed": {}}
+    assert stage["counts"] == {"in": 480, "created": 0, "kept": 480, "removed": {}}
     assert not list((tmp_path / "runs" / "t" / "ingest").rglob(".*.tmp-*"))
 
 

@@ -1,0 +1,79 @@
+"""Ingest throughput: datatrove's LocalPipelineExecutor against curate's Dask executor.
+
+Runs the same ingest pipeline (WARC -> intake -> trafilatura -> Parquet) over the demo
+corpus under LocalPipelineExecutor and DaskPipelineExecutor, each at 1 and 2 workers,
+and prints docs/s and the ratios. Dask timings exclude the cluster start (a run starts
+its cluster once for all stages); the start is printed apart.
+
+    .venv/bin/python bench/executor.py [--scale 1.0] [--tasks 8]
+"""
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from datatrove.executor import LocalPipelineExecutor
+
+from pipelines.demo_corpus import write_demo_corpus
+from pipelines.executor import DaskPipelineExecutor, dask_client
+from pipelines.ledger import intake_count
+from pipelines.stages import plan_ingest
+from pipelines.config import parse_config
+from pipelines.run import RunDir
+
+
+def ingest_plan(work: Path, name: str, tasks: int):
+    config = parse_config({"run": {"name": name, "root": str(work)}, "ingest": {"tasks": tasks, "warc": [str(work / "input" / "warc" / "*.warc.gz")]}})
+    return plan_ingest(config, RunDir(config.run_dir))
+
+
+def docs_in(stats) -> int:
+    return intake_count([step.to_dict() for step in stats.stats])
+
+
+def time_local(work: Path, workers: int, tasks: int) -> tuple[float, int]:
+    plan = ingest_plan(work, f"local{workers}", tasks)
+    start = time.perf_counter()
+    stats = LocalPipelineExecutor(plan.pipeline, tasks=plan.tasks, workers=workers, logging_dir=str(work / f"logs-local{workers}")).run()
+    return time.perf_counter() - start, docs_in(stats)
+
+
+def time_dask(work: Path, workers: int, tasks: int) -> tuple[float, int, float]:
+    plan = ingest_plan(work, f"dask{workers}", tasks)
+    start = time.perf_counter()
+    with dask_client("local", workers) as client:
+        started = time.perf_counter() - start
+        begin = time.perf_counter()
+        stats = DaskPipelineExecutor(plan.pipeline, plan.tasks, str(work / f"logs-dask{workers}"), client, name="bench").run()
+        return time.perf_counter() - begin, docs_in(stats), started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--tasks", type=int, default=8)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="curate-bench-"))
+    try:
+        write_demo_corpus(work / "input", scale=args.scale, seed=0)
+        results = {}
+        for workers in (1, 2):
+            seconds, docs = time_local(work, workers, args.tasks)
+            results[("local", workers)] = docs / seconds
+            print(f"LocalPipelineExecutor  workers={workers}: {docs} docs in {seconds:6.2f}s = {docs / seconds:8.1f} docs/s")
+            seconds, docs, start = time_dask(work, workers, args.tasks)
+            results[("dask", workers)] = docs / seconds
+            print(f"DaskPipelineExecutor   workers={workers}: {docs} docs in {seconds:6.2f}s = {docs / seconds:8.1f} docs/s  (cluster start {start:.2f}s)")
+        print()
+        for workers in (1, 2):
+            print(f"dask / local at {workers} worker(s): {results[('dask', workers)] / results[('local', workers)]:.2f}x   (goal >= 1.0x)")
+        print(f"dask 2 workers / 1 worker:      {results[('dask', 2)] / results[('dask', 1)]:.2f}x   (goal >= 1.7x)")
+        print(f"local 2 workers / 1 worker:     {results[('local', 2)] / results[('local', 1)]:.2f}x")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

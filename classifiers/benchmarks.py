@@ -1,0 +1,194 @@
+"""Benchmark files for the contamination index: configuration, reading, row problems.
+
+A benchmark is configured as ``{name, path, fields}``; an item's text is its named
+fields joined by newlines. JSONL, gzipped JSONL and Parquet are read. A malformed row
+(bad JSON, a missing field, a field of the wrong type) does not abort the load: it
+becomes a :class:`RowProblem` naming the file and the line, so the caller can record it
+in the ledger and go on. A file that is missing or cannot be read at all raises
+:class:`BenchmarkFileError`, which names the file.
+
+Item ids are the 0-based row numbers in the file (line number - 1 for JSONL, blank
+and malformed lines included), so an id stays valid when a neighbouring row is broken.
+"""
+
+import gzip
+import json
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+JSONL_SUFFIXES = (".jsonl", ".json")
+GZIP_SUFFIXES = (".jsonl.gz", ".json.gz")
+PARQUET_SUFFIXES = (".parquet",)
+
+
+class BenchmarkFileError(Exception):
+    """A benchmark file that is missing, of an unknown format, or unreadable."""
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    name: str
+    path: Path
+    fields: tuple[str, ...]
+
+    @classmethod
+    def from_dict(cls, entry: Mapping[str, object]) -> "BenchmarkSpec":
+        """Validate one configuration entry; errors name the key and what was expected."""
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"benchmark entry: expected a mapping with name, path, fields, got {entry!r}")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"benchmark entry {entry!r}: key 'name': expected a non-empty string")
+        path = entry.get("path")
+        if not isinstance(path, (str, Path)) or not str(path):
+            raise ValueError(f"benchmark {name!r}: key 'path': expected a file path")
+        fields = entry.get("fields")
+        if (
+            not isinstance(fields, Sequence)
+            or isinstance(fields, str)
+            or not fields
+            or not all(isinstance(f, str) and f for f in fields)
+        ):
+            raise ValueError(f"benchmark {name!r}: key 'fields': expected a non-empty list of field names")
+        return cls(name=name, path=Path(path), fields=tuple(fields))
+
+
+def parse_benchmark_config(entries: Iterable[Mapping[str, object]]) -> list[BenchmarkSpec]:
+    specs = [BenchmarkSpec.from_dict(entry) for entry in entries]
+    names = [spec.name for spec in specs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"benchmark names must be unique; repeated: {', '.join(duplicates)}")
+    return specs
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """One malformed row: ``line`` is the 1-based line (JSONL) or row (Parquet) number."""
+
+    path: Path
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class BenchmarkItem:
+    item_id: int
+    text: str
+
+
+@dataclass
+class Benchmark:
+    name: str
+    path: Path
+    items: list[BenchmarkItem] = field(default_factory=list)
+    problems: list[RowProblem] = field(default_factory=list)
+
+
+def load_benchmark(spec: BenchmarkSpec) -> Benchmark:
+    """Read every row of ``spec.path``; malformed rows go to ``problems``, not exceptions."""
+    benchmark = Benchmark(name=spec.name, path=spec.path)
+    for line, row in _read_rows(spec.path, spec.fields):
+        if isinstance(row, str):
+            benchmark.problems.append(RowProblem(spec.path, line, row))
+            continue
+        text, error = item_text(row, spec.fields)
+        if error:
+            benchmark.problems.append(RowProblem(spec.path, line, error))
+        else:
+            benchmark.items.append(BenchmarkItem(item_id=line - 1, text=text))
+    return benchmark
+
+
+def load_benchmarks(specs: Iterable[BenchmarkSpec]) -> tuple[list[Benchmark], list[RowProblem]]:
+    benchmarks = [load_benchmark(spec) for spec in specs]
+    return benchmarks, [problem for benchmark in benchmarks for problem in benchmark.problems]
+
+
+def item_text(row: Mapping[str, object], fields: Sequence[str]) -> tuple[str, str | None]:
+    """Join the named fields of one row; return ``(text, None)`` or ``("", error)``.
+
+    A field may be a string or a list of strings (answer choices); anything else is the
+    wrong type. An item whose fields are all blank is refused: it would match nothing.
+    """
+    parts = []
+    for name in fields:
+        if name not in row:
+            return "", f"missing field {name!r}"
+        value = row[name]
+        if isinstance(value, str):
+            parts.append(value)
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            parts.extend(value)
+        else:
+            return "", f"field {name!r}: expected a string or a list of strings, got {_type_name(value)}"
+    text = "\n".join(parts)
+    if not text.strip():
+        return "", "empty item: the named fields hold no text"
+    return text, None
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _read_rows(path: Path, fields: Sequence[str]) -> Iterator[tuple[int, Mapping[str, object] | str]]:
+    """Yield ``(1-based line, row)``; a row that cannot be parsed is yielded as its error text."""
+    name = path.name.lower()
+    if name.endswith(GZIP_SUFFIXES):
+        yield from _read_jsonl(path, compressed=True)
+    elif name.endswith(JSONL_SUFFIXES):
+        yield from _read_jsonl(path, compressed=False)
+    elif name.endswith(PARQUET_SUFFIXES):
+        yield from _read_parquet(path, fields)
+    else:
+        raise BenchmarkFileError(
+            f"{path}: unknown benchmark format; expected one of "
+            f"{', '.join(JSONL_SUFFIXES + GZIP_SUFFIXES + PARQUET_SUFFIXES)}"
+        )
+
+
+def _read_jsonl(path: Path, compressed: bool) -> Iterator[tuple[int, Mapping[str, object] | str]]:
+    opener = gzip.open if compressed else open
+    try:
+        with opener(path, "rb") as handle:
+            for line, raw in enumerate(handle, start=1):
+                if raw.strip():
+                    yield line, _parse_json_line(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise BenchmarkFileError(f"{path}: cannot read benchmark file: {exc}") from exc
+
+
+def _parse_json_line(raw: bytes) -> Mapping[str, object] | str:
+    try:
+        row = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8: {exc}"
+    except json.JSONDecodeError as exc:
+        return f"bad JSON: {exc}"
+    if not isinstance(row, dict):
+        return f"expected a JSON object, got {_type_name(row)}"
+    return row
+
+
+def _read_parquet(path: Path, fields: Sequence[str]) -> Iterator[tuple[int, Mapping[str, object] | str]]:
+    try:
+        parquet = pq.ParquetFile(path)
+        missing = [name for name in fields if name not in parquet.schema_arrow.names]
+        if missing:
+            raise BenchmarkFileError(f"{path}: no column {', '.join(map(repr, missing))} in this Parquet file")
+        line = 0
+        for batch in parquet.iter_batches(columns=list(fields)):
+            for row in batch.to_pylist():
+                line += 1
+                yield line, row
+    except (OSError, pa.ArrowException) as exc:
+        raise BenchmarkFileError(f"{path}: cannot read benchmark file: {exc}") from exc

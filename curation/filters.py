@@ -1,0 +1,159 @@
+"""Language ID and heuristic quality filters, offline, with every drop in the ledger.
+
+datatrove's filters do the work; this module makes them run without the network
+(a local fastText lid.176 model, tldextract without its suffix-list download), writes
+the language under curate's keys (``lang``, ``lang_score``), and files each filter's
+drops under its own label (``language/fr``, ``gopher_quality/gopher_short_doc``, ...).
+"""
+
+import os
+import re
+import sys
+from pathlib import Path
+
+from datatrove.data import Document
+from datatrove.pipeline.filters.base_filter import BaseFilter
+from datatrove.pipeline.filters import (
+    C4QualityFilter,
+    FineWebQualityFilter,
+    GopherQualityFilter,
+    GopherRepetitionFilter,
+    LanguageFilter,
+    URLFilter,
+)
+from datatrove.utils.lid import FT176LID
+
+LID_MODEL_ENV = "CURATE_LID_MODEL"
+
+HEURISTIC_FILTERS = {
+    "gopher_repetition": GopherRepetitionFilter,
+    "gopher_quality": GopherQualityFilter,
+    "c4": C4QualityFilter,
+    "fineweb": FineWebQualityFilter,
+}
+
+
+def lid_model_path() -> Path:
+    """Where ``make setup`` puts fastText's compressed lid.176 model (override with CURATE_LID_MODEL)."""
+    return Path(os.environ.get(LID_MODEL_ENV) or Path(sys.prefix) / "share" / "curate" / "lid.176.ftz")
+
+
+class LocalFT176LID(FT176LID):
+    """fastText lid.176 loaded from a local file instead of downloaded."""
+
+    def __init__(self, languages: list[str] | None, model_path: Path):
+        super().__init__(languages)
+        self.model_path = Path(model_path)
+
+    @property
+    def model(self):
+        if self._model is None:
+            from fasttext.FastText import _FastText
+
+            if not self.model_path.is_file():
+                raise FileNotFoundError(
+                    f"language ID model not found at {self.model_path}: run `make setup` or set {LID_MODEL_ENV}"
+                )
+            self._model = _FastText(str(self.model_path))
+        return self._model
+
+
+class LanguageIdFilter(LanguageFilter):
+    """Keeps documents in the configured languages; drops the rest as ``<lang>`` (the label found).
+
+    Source code has no natural language to identify, and identifiers drag lid.176's
+    confidence down on technical pages. On a page where at least ``code_threshold`` of
+    the lines read as code (see ``code_line_fraction``), the language is identified on
+    the other lines, and only a confident verdict for another language drops the page:
+    low confidence there is expected, not a sign of a foreign or garbled page.
+    """
+
+    name = "🌍 language"
+
+    def __init__(
+        self,
+        languages: list[str],
+        threshold: float = 0.65,
+        exclusion_writer=None,
+        model_path: Path | None = None,
+        code_threshold: float | None = 0.25,
+        min_prose_words: int = 20,
+    ):
+        super().__init__(languages=None, language_threshold=threshold, exclusion_writer=exclusion_writer)
+        self.keep = frozenset(languages)
+        self.code_threshold = code_threshold
+        self.min_prose_words = min_prose_words
+        self.model = LocalFT176LID(None, model_path or lid_model_path())
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        technical = self.code_threshold is not None and code_line_fraction(doc.text) >= self.code_threshold
+        prose = prose_lines(doc.text) if technical else doc.text
+        if len(prose.split()) < self.min_prose_words:
+            prose = doc.text
+        (lang, score), _ = self.model.predict(Document(text=prose, id=doc.id))
+        doc.metadata["lang"] = lang
+        doc.metadata["lang_score"] = round(float(score), 4)
+        if technical and (lang in self.keep or score < self.language_threshold):
+            self.stat_update("exempt_code" if score < self.language_threshold else "technical")
+            return True
+        if lang not in self.keep:
+            return False, lang
+        if score < self.language_threshold:
+            return False, "low_confidence"
+        return True
+
+
+class OfflineUrlFilter(URLFilter):
+    """datatrove's URL block lists, with tldextract's public-suffix list from its bundled snapshot."""
+
+    name = "😈 url"
+
+    def __init__(self, exclusion_writer=None, extra_domains: list[str] = (), extra_urls: list[str] = ()):
+        from tldextract import TLDExtract
+
+        super().__init__(extra_domains=list(extra_domains), extra_urls=list(extra_urls), exclusion_writer=exclusion_writer)
+        self.tldextractor = TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        if not doc.metadata.get("url"):
+            return True  # PDFs from local folders and synthetic documents have no URL to judge
+        return super().filter(doc)
+
+
+CODE_LINE = re.compile(
+    r"^\s*(def |class |import |from \S+ import |return\b|if .*:$|for .*:$|while .*:$|elif |else:|try:|except|with .*:$|@\w+|#|//|/\*|\*|[{}]|.*[;{}]\s*$|.*\)\s*:?\s*$|\w+(\.\w+)* = )"
+)
+
+
+def prose_lines(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if line.strip() and not CODE_LINE.match(line))
+
+
+def code_line_fraction(text: str) -> float:
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return 0.0
+    return sum(bool(CODE_LINE.match(line)) for line in lines) / len(lines)
+
+
+class ProseOnly(BaseFilter):
+    """Runs a prose heuristic only on documents that do not read as source code.
+
+    Gopher, C4 and FineWeb rules were made for natural-language web text: applied to
+    code they drop it for missing punctuation, curly brackets or short lines. A
+    document where at least ``code_threshold`` of the non-empty lines look like code
+    passes through (counted as ``exempt_code``).
+    """
+
+    def __init__(self, inner: BaseFilter, code_threshold: float = 0.25, exclusion_writer=None):
+        super().__init__(exclusion_writer)
+        self.inner = inner
+        self.code_threshold = code_threshold
+        self.name = inner.name
+        self.stats = type(self.stats)(f"{inner.type}: {inner.name}")
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        if code_line_fraction(doc.text) >= self.code_threshold:
+            self.stat_update("exempt_code")
+            return True
+        return self.inner.filter(doc)

@@ -1,0 +1,117 @@
+"""Small real PDF files for tests, made with pymupdf.
+
+``two_column_paper`` is laid out like a journal article: a running header (journal
+name left, page number right) and footer (``Page i of n``), a full-width title and a
+centred author line on the first page, two columns of body text whose lines are
+numbered (``Left column of page 2, line 5 ...``) so reading order can be asserted,
+and words split across line ends on page 1.
+"""
+
+import pymupdf
+
+WIDTH, HEIGHT = 612, 792  # US Letter
+MARGIN = 72
+COLUMN_WIDTH = 224
+RIGHT_COLUMN_X = MARGIN + COLUMN_WIDTH + 20  # a 20 pt gutter
+BODY_TOP, LEADING, FONT_SIZE = 170, 12, 9
+JOURNAL = "Journal of Synthetic Studies 7 (2024)"
+TITLE = "Reading Order in Two Column Documents for Curation Tests"
+AUTHOR = "Ada Lovelace and Alan Turing"
+
+# Page 1's left column: split words a reader must put back together.
+HYPHENATED_LEFT = [
+    "We give an exam-",
+    "ple of a word split at a line end, next",
+    "to a well-known compound written twice,",
+    "once whole and once as a well-",
+    "known one, and the name Jean-",
+    "Paul, whose hyphen is real.",
+]
+CROSS_COLUMN = ("This last sentence con-", "tinues at the top of the right column.")
+
+
+def body_line(side: str, page: int, k: int) -> str:
+    return f"{side} column of page {page}, line {k} of the text."
+
+
+def column_lines(side: str, page: int, n_lines: int) -> list[str]:
+    lines = [body_line(side, page, k) for k in range(1, n_lines + 1)]
+    if page == 1 and side == "Left":
+        lines = lines[:2] + HYPHENATED_LEFT + lines[2:] + [CROSS_COLUMN[0]]
+    if page == 1 and side == "Right":
+        lines = [CROSS_COLUMN[1]] + lines
+    return lines
+
+
+def draw_page(doc: pymupdf.Document, page_number: int, n_pages: int, lines_per_column: int) -> None:
+    page = doc.new_page(width=WIDTH, height=HEIGHT)
+    page.insert_text((MARGIN, 50), JOURNAL, fontsize=8)
+    page.insert_text((WIDTH - MARGIN - 10, 50), str(page_number), fontsize=8)
+    footer = f"Page {page_number} of {n_pages}"
+    page.insert_text(((WIDTH - pymupdf.get_text_length(footer, fontsize=8)) / 2, HEIGHT - 40), footer, fontsize=8)
+    if page_number == 1:
+        page.insert_text((MARGIN, 110), TITLE, fontsize=17)
+        author_x = (WIDTH - pymupdf.get_text_length(AUTHOR, fontsize=11)) / 2
+        page.insert_text((author_x, 135), AUTHOR, fontsize=11)
+    for side, x in (("Left", MARGIN), ("Right", RIGHT_COLUMN_X)):
+        for i, line in enumerate(column_lines(side, page_number, lines_per_column)):
+            assert pymupdf.get_text_length(line, fontsize=FONT_SIZE) < COLUMN_WIDTH, line
+            page.insert_text((x, BODY_TOP + i * LEADING), line, fontsize=FONT_SIZE)
+
+
+def two_column_paper(n_pages: int = 3, lines_per_column: int = 12) -> bytes:
+    doc = pymupdf.open()
+    for number in range(1, n_pages + 1):
+        draw_page(doc, number, n_pages, lines_per_column)
+    doc.set_metadata({"title": TITLE, "author": AUTHOR})
+    return doc.tobytes(garbage=3, deflate=True)
+
+
+def single_column(paragraphs: list[list[str]], title: str = "") -> bytes:
+    """One page; each paragraph's lines set close together, paragraphs apart."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=WIDTH, height=HEIGHT)
+    y = 120
+    for paragraph in paragraphs:
+        for line in paragraph:
+            page.insert_text((MARGIN, y), line, fontsize=11)
+            y += 14
+        y += 20
+    if title:
+        doc.set_metadata({"title": title})
+    return doc.tobytes()
+
+
+def scanned_page(doc: pymupdf.Document, lines: list[str], dpi: int = 150) -> None:
+    """A page that holds only an image of ``lines`` (no text layer), like a scan."""
+    source = pymupdf.open()
+    original = source.new_page(width=WIDTH, height=HEIGHT)
+    for i, line in enumerate(lines):
+        original.insert_text((MARGIN, 120 + i * 28), line, fontsize=16)
+    pixmap = original.get_pixmap(dpi=dpi, colorspace=pymupdf.csGRAY)
+    page = doc.new_page(width=WIDTH, height=HEIGHT)
+    page.insert_image(page.rect, pixmap=pixmap)
+
+
+def scanned_pdf(pages: list[list[str]], text_pages: dict[int, list[str]] | None = None) -> bytes:
+    """Scanned pages, with real text-layer pages at the (1-based) numbers in ``text_pages``."""
+    doc = pymupdf.open()
+    text_pages = text_pages or {}
+    scans = iter(pages)
+    for number in range(1, len(pages) + len(text_pages) + 1):
+        if number in text_pages:
+            page = doc.new_page(width=WIDTH, height=HEIGHT)
+            for i, line in enumerate(text_pages[number]):
+                page.insert_text((MARGIN, 120 + i * 14), line, fontsize=11)
+        else:
+            scanned_page(doc, next(scans))
+    return doc.tobytes(deflate=True)
+
+
+def encrypted(data: bytes, password: str = "secret") -> bytes:
+    doc = pymupdf.open(stream=data, filetype="pdf")
+    return doc.tobytes(encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw=password, owner_pw=password + "-owner")
+
+
+def truncated(data: bytes, fraction: float) -> bytes:
+    return data[: int(len(data) * fraction)]

@@ -1,0 +1,105 @@
+"""The demo corpus through ingest, filter and dedup on a real LocalCluster, scored against its ground truth."""
+
+import json
+import shutil
+
+import pytest
+from rich.console import Console
+
+from pipelines.config import parse_config
+from pipelines.demo_corpus import write_demo_corpus
+from pipelines.demo_eval import demo_scores
+from pipelines.run import RunDir
+from pipelines.runner import run_stage
+from pipelines.sql import query
+from pipelines.stages import STAGES
+from tests.conftest import SHARED_DATA
+from tests.warcs import write_pages_warc
+
+SCALE = 0.4
+BROKEN_SHARED = ("example-bad-non-chunked.warc.gz", "example-wrong-chunks.warc.gz")
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory, client):
+    root = tmp_path_factory.mktemp("runs")
+    config = parse_config({"run": {"name": "demo", "root": str(root)}, "filter": {"gopher_quality": {"params": {"max_non_alpha_words_ratio": 0.6}}}})
+    run = RunDir(config.run_dir)
+    write_demo_corpus(run.input_dir, scale=SCALE, seed=0)
+    warcs = run.input_dir / "warc"
+    write_pages_warc(root / "whole.warc.gz", 12, seed=99, extras=False)
+    whole = (root / "whole.warc.gz").read_bytes()
+    (warcs / "zz-truncated.warc.gz").write_bytes(whole[: len(whole) // 2])
+    if SHARED_DATA.is_dir():
+        for name in BROKEN_SHARED:
+            shutil.copy(SHARED_DATA / "warc" / name, warcs / f"zz-{name}")
+    summaries = [run_stage(config, STAGES[name], client, Console(quiet=True)) for name in ("ingest", "filter", "dedup")]
+    return run, {s.name: s for s in summaries}
+
+
+def sql(run, text):
+    return query(run.path, text)[1]
+
+
+def test_ledger_balances_for_every_stage_and_rank(demo_run):
+    run, summaries = demo_run
+    manifest = json.loads(run.manifest_path.read_text())
+    tasks = sum(manifest["stages"][name]["tasks"] for name in ("ingest", "filter", "dedup"))
+    assert sql(run, "select count(*), bool_and(balanced) from ledger") == [(tasks, True)]
+    for name in ("ingest", "filter", "dedup"):
+        stage = manifest["stages"][name]
+        assert stage["state"] == "complete"
+        assert stage["counts"]["in"] == stage["counts"]["kept"] + sum(stage["counts"]["removed"].values())
+    assert manifest["stages"]["filter"]["counts"]["in"] == manifest["stages"]["ingest"]["counts"]["kept"]
+    assert manifest["stages"]["dedup"]["counts"]["in"] == manifest["stages"]["filter"]["counts"]["kept"]
+    assert {"datatrove", "dask", "duckdb"} <= set(manifest["packages"])
+    assert all("sha256" in info for info in manifest["inputs"].values())
+    assert sql(run, "select count(*) from ingest") == [(summaries["ingest"].counts["kept"],)]
+
+
+def test_broken_warcs_are_ledger_entries_naming_the_file(demo_run):
+    run, _ = demo_run
+    rows = sql(run, "select detail from removed where stage = 'ingest' and reason = 'corrupt_warc' order by detail")
+    details = [r[0] for r in rows]
+    assert any("zz-truncated.warc.gz" in d and "file truncated" in d for d in details)
+    if SHARED_DATA.is_dir():
+        assert sum(any(name in d for d in details) for name in BROKEN_SHARED) == 2
+    good = sql(run, "select count(*) from ingest where warc_file like '%zz-truncated%'")[0][0]
+    assert good > 0  # the records before the cut were kept
+
+
+def test_ingest_reads_every_html_page_and_detects_legacy_charsets(demo_run):
+    run, _ = demo_run
+    gt_pages = sql(run, f"select count(*) from read_parquet('{run.input_dir}/ground_truth.parquet') where source = 'web'")[0][0]
+    read = sql(run, f"""select count(distinct g.doc_key) from read_parquet('{run.input_dir}/ground_truth.parquet') g
+                         join (select url from ingest union all select url from removed where stage = 'ingest') r on r.url = g.doc_key""")
+    assert read[0][0] == gt_pages
+    charsets = dict(sql(run, "select charset, count(*) from ingest group by 1"))
+    assert {"utf-8", "windows-1252", "iso-8859-1"} <= set(charsets)
+
+
+def test_filter_and_dedup_meet_the_ground_truth_thresholds(demo_run):
+    run, _ = demo_run
+    scores = demo_scores(run.path)
+    assert scores["lang_accuracy_multilingual"] >= 0.98
+    assert scores["spam_recall"] >= 0.9
+    assert scores["good_pages_lost"] <= 0.05
+    assert scores["near_dup_precision"] >= 0.95
+    assert scores["near_dup_recall"] >= 0.95
+    assert scores["exact_dup_recall"] >= 0.97
+    assert scores["unique_pages_lost_to_dedup"] <= 0.01
+
+
+def test_removed_reasons_and_lineage_are_queryable(demo_run):
+    run, _ = demo_run
+    reasons = {(stage, reason) for stage, reason, _ in sql(run, "select stage, reason, count(*) from removed group by all")}
+    for expected in [("filter", "license/opt_out"), ("filter", "language/fr"), ("filter", "language/es"), ("dedup", "exact_duplicate"), ("dedup", "near_duplicate")]:
+        assert expected in reasons
+    assert any(stage == "filter" and reason.startswith("gopher_repetition/") for stage, reason in reasons)
+    orphans = sql(run, """select count(*) from removed r where r.stage = 'dedup'
+                          and (r.dup_of is null or r.dup_of not in (select id from dedup union all select id from removed where stage = 'dedup'))""")
+    assert orphans == [(0,)]
+    foreign = sql(run, f"select count(*) from filter f join read_parquet('{run.input_dir}/ground_truth.parquet') g on g.doc_key = f.url where g.lang <> 'en'")
+    assert foreign == [(0,)]
+    licensed = dict(sql(run, "select license, count(*) from filter group by 1"))
+    assert {"cc-by", "cc-by-sa", "cc0"} <= set(licensed)

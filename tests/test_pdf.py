@@ -1,0 +1,211 @@
+import os
+import shutil
+
+import pymupdf
+import pytest
+
+from curation.documents import ERROR_DETAIL, ERROR_REASON
+from curation.sources.ocr import OcrConfig, open_ocr
+from curation.sources.pdf import (
+    Lexicon,
+    Line,
+    Page,
+    PdfSource,
+    extract_pdf,
+    join_lines,
+    pdf_document_from_payload,
+    remove_running_lines,
+)
+from tests.pdfs import AUTHOR, JOURNAL, TITLE, body_line, encrypted, scanned_pdf, single_column, truncated, two_column_paper
+
+SCAN_LINES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Scanned pages need optical character recognition.",
+    "Twelve barrels of apples arrived on Tuesday.",
+]
+
+
+@pytest.fixture(scope="module")
+def tesseract():
+    """Tesseract's language data; skipped where absent, a failure under CI."""
+    if shutil.which("tesseract") is None and not os.environ.get("TESSDATA_PREFIX"):
+        install = "apt-get install tesseract-ocr tesseract-ocr-eng"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"tesseract is not installed: CI must run the OCR tests ({install})")
+        pytest.skip(f"tesseract is not installed ({install})")
+
+
+def positions(text: str, needles: list[str]) -> list[int]:
+    found = [text.find(needle) for needle in needles]
+    assert -1 not in found, [n for n, at in zip(needles, found) if at == -1]
+    return found
+
+
+def test_two_column_paper_reads_in_order_without_running_lines():
+    [paper] = extract_pdf(two_column_paper(n_pages=3), "papers/two-column.pdf")
+    text = paper.text
+    order = [body_line(side, page, k) for page in (1, 2, 3) for side in ("Left", "Right") for k in range(1, 13)]
+    assert positions(text, [TITLE, AUTHOR, *order]) == sorted(positions(text, [TITLE, AUTHOR, *order]))
+    assert JOURNAL not in text and "Page 2 of 3" not in text
+    assert not any(line.strip().isdigit() for line in text.splitlines())
+    assert paper.error_reason is None and paper.ocr_pages == ()
+    assert paper.metadata() == {
+        "source": "pdf",
+        "pdf_path": "papers/two-column.pdf",
+        "page_count": 3,
+        "page_start": 1,
+        "page_end": 3,
+        "ocr_pages": [],
+        "title": TITLE,
+        "author": AUTHOR,
+    }
+
+
+def test_words_split_at_line_ends_are_rejoined():
+    [paper] = extract_pdf(two_column_paper(n_pages=2), "two-column.pdf")
+    assert "We give an example of a word split at a line end, next to a well-known compound" in paper.text
+    assert "once as a well-known one, and the name Jean-Paul, whose hyphen is real." in paper.text
+    assert "This last sentence continues at the top of the right column." in paper.text  # across columns
+
+
+def test_hyphen_rules():
+    lexicon = Lexicon.of(["a state-of-the-art method", "a well-known fact"])
+    assert join_lines([("an exam-", True), ("ple here", False)], lexicon) == "an example here"
+    assert join_lines([("the well-", True), ("known case", False)], lexicon) == "the well-known case"
+    assert join_lines([("state-of-the-", True), ("art", False)], lexicon) == "state-of-the-art"
+    assert join_lines([("Jean-", True), ("Paul", True)], lexicon) == "Jean-Paul"
+    assert join_lines([("post-", True), ("1990 data", False)], lexicon) == "post-1990 data"
+    assert join_lines([("first", True), ("line", False), ("new", True)], lexicon) == "first line\n\nnew"
+
+
+def test_running_lines_recur_with_digits_masked_and_bare_page_numbers_go():
+    def page(number: int, top: str, bottom: str, body: str = "Body text") -> Page:
+        lines = [Line(top, 72, 30, 300, 40, 0), Line(body, 72, 300, 500, 312, 1), Line(bottom, 250, 760, 350, 770, 2)]
+        return Page(number, 612, 792, lines)
+
+    pages = [page(n, "Proceedings of Testing", f"Page {n} of 4") for n in (1, 2, 3)]
+    pages.append(page(4, "A one-off top line", "iv", body="Proceedings of Testing"))
+    remove_running_lines(pages)
+    kept = [[line.text for line in p.lines] for p in pages]
+    assert kept == [["Body text"]] * 3 + [["A one-off top line", "Proceedings of Testing"]]
+
+
+def test_single_column_blocks_are_read_top_to_bottom():
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_text((72, 400), "Second paragraph, drawn first in the content stream.", fontsize=11)
+    page.insert_text((72, 120), "First paragraph, at the top of the page.", fontsize=11)
+    page.insert_text((250, 200), "A centred heading", fontsize=11)
+    [part] = extract_pdf(doc.tobytes(), "order.pdf")
+    assert part.text.split("\n\n") == [
+        "First paragraph, at the top of the page.",
+        "A centred heading",
+        "Second paragraph, drawn first in the content stream.",
+    ]
+
+
+def test_per_page_documents(tmp_path):
+    (tmp_path / "paper.pdf").write_bytes(two_column_paper(n_pages=3))
+    docs = list(PdfSource([str(tmp_path / "paper.pdf")], per_page=True).run(None, 0, 1))
+    assert [d.id for d in docs] == [f"{tmp_path / 'paper.pdf'}#page={n}" for n in (1, 2, 3)]
+    assert [d.metadata["page"] for d in docs] == [1, 2, 3]
+    assert docs[0].text.startswith(TITLE) and docs[1].text.startswith(body_line("Left", 2, 1))
+    assert all(d.metadata["domain"] == "papers" and d.metadata["source"] == "pdf" for d in docs)
+    assert docs[2].metadata["page_start"] == docs[2].metadata["page_end"] == 3
+
+
+BROKEN = {
+    "empty.pdf": ("empty_pdf", lambda good: b"", "zero-byte file"),
+    "garbage.pdf": ("corrupt_pdf", lambda good: b"\x00garbage\xff" * 300, "not a PDF"),
+    "mangled.pdf": ("corrupt_pdf", lambda good: b"%PDF-1.7\n" + bytes(range(256)) * 8 + b"\n%%EOF\n", "cannot be opened"),
+    "locked.pdf": ("encrypted_pdf", encrypted, "needs a password"),
+    "cut.pdf": ("truncated_pdf", lambda good: truncated(good, 0.6), "cut short"),
+}
+
+
+def test_broken_files_become_error_documents_naming_the_file(tmp_path):
+    good = two_column_paper(n_pages=2)
+    paths = []
+    for name, (_, make, _) in BROKEN.items():
+        (tmp_path / name).write_bytes(make(good))
+        paths.append(str(tmp_path / name))
+    (tmp_path / "fine.pdf").write_bytes(good)
+    source = PdfSource([*paths, str(tmp_path / "fine.pdf")])
+    docs = list(source.run(None, 0, 1))
+    assert len(docs) == len(BROKEN) + 1 and ERROR_REASON not in docs[-1].metadata
+    for doc, (name, (reason, _, words)) in zip(docs, BROKEN.items()):
+        assert doc.metadata[ERROR_REASON] == reason, name
+        assert doc.metadata[ERROR_DETAIL].startswith(f"{tmp_path / name}: ") and words in doc.metadata[ERROR_DETAIL]
+        assert doc.id == str(tmp_path / name) and doc.metadata["pdf_path"] == str(tmp_path / name)
+    assert source.stats.stats["encrypted_pdf"].total == 1 and source.stats.stats["documents"].total == 1
+
+
+def test_ranks_split_the_paths(tmp_path):
+    paths = []
+    for i in range(4):
+        paths.append(str(tmp_path / f"{i}.pdf"))
+        (tmp_path / f"{i}.pdf").write_bytes(single_column([[f"Document number {i}."]]))
+    read = [[d.text for d in PdfSource(paths).run(None, rank, 2)] for rank in (0, 1)]
+    assert read == [["Document number 0.", "Document number 2."], ["Document number 1.", "Document number 3."]]
+
+
+A_PDF, B_PDF = "https://x.example/a.pdf", "https://x.example/b.pdf"
+
+
+def test_crawled_pdf_payloads():
+    good = two_column_paper(n_pages=3)
+    cut = truncated(good, 0.6)
+    kept = pdf_document_from_payload(cut, A_PDF, "<urn:uuid:1>", truncated=True, warc_file="cc.warc.gz", warc_offset=42)
+    assert ERROR_REASON not in kept.metadata and body_line("Left", 1, 1) in kept.text
+    assert kept.id == "<urn:uuid:1>" and "pdf_path" not in kept.metadata
+    assert {k: kept.metadata[k] for k in ("source", "url", "truncated", "warc_file", "warc_offset", "content_type")} == {
+        "source": "pdf",
+        "url": A_PDF,
+        "truncated": True,
+        "warc_file": "cc.warc.gz",
+        "warc_offset": 42,
+        "content_type": "application/pdf",
+    }
+    lost = pdf_document_from_payload(truncated(good, 0.05), B_PDF, "<urn:uuid:2>", truncated=True, warc_file="cc.warc.gz")
+    assert lost.metadata[ERROR_REASON] == "truncated_pdf"
+    assert lost.metadata[ERROR_DETAIL].startswith(f"cc.warc.gz: record <urn:uuid:2> ({B_PDF}): ")
+    unflagged = pdf_document_from_payload(cut, "https://x.example/c.pdf", "<urn:uuid:3>", truncated=False)
+    assert unflagged.metadata[ERROR_REASON] == "truncated_pdf"
+    whole = pdf_document_from_payload(good, "https://x.example/d.pdf", "<urn:uuid:4>", truncated=False)
+    assert whole.metadata["truncated"] is False and whole.metadata["title"] == TITLE
+
+
+def test_scanned_pages_without_ocr_have_no_text():
+    [part] = extract_pdf(scanned_pdf([SCAN_LINES]), "scan.pdf")
+    assert part.error_reason == "no_text_pdf" and part.error_detail.startswith("scan.pdf: no text on page 1")
+
+
+def test_tesseract_reads_only_the_scanned_pages(tesseract):
+    text_page = ["This page has a real text layer that is long enough to keep.", "It is never sent to OCR."]
+    data = scanned_pdf([SCAN_LINES], text_pages={1: text_page})
+    with open_ocr(OcrConfig(engine="tesseract", dpi=200)) as ocr:
+        [mixed] = extract_pdf(data, "mixed.pdf", ocr=ocr)
+        scan_only = extract_pdf(scanned_pdf([SCAN_LINES]), "scan.pdf", ocr=ocr, per_page=True)
+    assert mixed.ocr_pages == (2,) and mixed.metadata()["source"] == "pdf"
+    assert mixed.text.startswith(" ".join(text_page))
+    for words in ("quick brown fox", "optical character recognition", "Twelve barrels of apples"):
+        assert words in mixed.text
+    assert scan_only[0].metadata()["source"] == "ocr" and scan_only[0].metadata()["ocr_pages"] == [1]
+
+
+def test_a_full_width_line_splits_the_columns_into_bands_and_rotated_text_is_left_out():
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    for band, top in (("upper", 120), ("lower", 420)):
+        for side, x in (("left", 72), ("right", 316)):
+            for k in range(4):
+                page.insert_text((x, top + 12 * k), f"The {band} {side} column, line {k}.", fontsize=9)
+    caption = "Figure 1: a caption set across both columns, as wide as the whole text block of the page."
+    page.insert_text((72, 300), caption, fontsize=10)
+    page.insert_text((30, 600), "arXiv:2401.00001v1 [cs.CL] 1 Jan 2024", fontsize=12, rotate=90)
+    [part] = extract_pdf(doc.tobytes(), "bands.pdf")
+    upper = [f"The upper {side} column, line {k}." for side in ("left", "right") for k in range(4)]
+    lower = [f"The lower {side} column, line {k}." for side in ("left", "right") for k in range(4)]
+    needles = [*upper, caption, *lower]
+    assert positions(part.text, needles) == sorted(positions(part.text, needles))
+    assert "arXiv" not in part.text
