@@ -16,6 +16,12 @@ LID_MODEL := $(VENV)/share/curate/lid.176.ftz
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
+	@command -v tesseract >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq tesseract-ocr tesseract-ocr-eng >/dev/null; \
+	  else \
+	    echo "tesseract is missing: install Debian's tesseract-ocr and tesseract-ocr-eng (sudo apt-get install tesseract-ocr tesseract-ocr-eng), or set ingest.pdf.ocr.engine to off or vlm" >&2; exit 1; \
+	  fi; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'

@@ -22,7 +22,13 @@ METADATA_SCHEMA: dict[str, pa.DataType] = {
     "charset": pa.string(),
     "truncated": pa.bool_(),
     "pdf_path": pa.string(),
-    "page": pa.int64(),
+    "page": pa.int64(),  # per-page PDF documents
+    "page_count": pa.int64(),
+    "page_start": pa.int64(),
+    "page_end": pa.int64(),
+    "ocr_pages": pa.list_(pa.int64()),  # pages read by OCR, numbered from 1
+    "title": pa.string(),
+    "author": pa.string(),
     # what later stages learn about it
     "lang": pa.string(),
     "lang_score": pa.float64(),

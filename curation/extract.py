@@ -15,6 +15,7 @@ from datatrove.utils.typeshelper import StatHints
 
 from curation.license import license_signal, opt_out_signal
 from curation.shards import RemovedSink
+from curation.sources.warc import HTML_TYPES
 
 
 def describe(doc: Document) -> str:
@@ -66,6 +67,10 @@ class HtmlExtractor(BaseExtractor):
         with self.removed, ExtractorSandbox(timeout=self.timeout, warmup_text="") as sandbox:
             for doc in data:
                 self.stat_update(StatHints.total)
+                if doc.metadata.get("content_type") not in HTML_TYPES:
+                    self.stat_update("not_html")  # PDF and WET text is plain text already
+                    yield doc
+                    continue
                 html = doc.text
                 reason, detail = None, None
                 with self.track_time():

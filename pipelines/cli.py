@@ -2,7 +2,6 @@
 
 import argparse
 import sys
-from pathlib import Path
 
 import duckdb
 from rich.console import Console

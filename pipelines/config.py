@@ -10,7 +10,7 @@ import json
 import re
 from pathlib import Path
 import inspect
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -55,12 +55,60 @@ class ExtractSection(Section):
     include_tables: bool = True
 
 
+class VlmSection(Section):
+    """An OpenAI-compatible vision endpoint (e.g. olmOCR served by vLLM); base_url includes /v1."""
+
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    max_tokens: Annotated[int, Field(ge=1)] = 4096
+    timeout_s: Annotated[float, Field(gt=0)] = 120.0
+    max_retries: Annotated[int, Field(ge=0)] = 4
+
+
+class OcrSection(Section):
+    engine: Literal["off", "tesseract", "vlm"] = "tesseract"
+    dpi: Annotated[int, Field(ge=36, le=1200)] = 300
+    languages: Annotated[list[str], Field(min_length=1)] = ["eng"]
+    min_text_chars: Annotated[int, Field(ge=0)] = 50  # pages with less text-layer text are OCR'd
+    vlm: VlmSection | None = None
+
+    @model_validator(mode="after")
+    def _vlm_needs_endpoint(self):
+        if self.engine == "vlm" and self.vlm is None:
+            raise ValueError("engine 'vlm' needs a vlm section (base_url, model)")
+        return self
+
+
+class PdfSection(Section):
+    paths: list[str] = []
+    per_page: bool = False
+    domain: str = "papers"
+    ocr: OcrSection = OcrSection()
+
+
+class CommonCrawlSection(Section):
+    crawl: Annotated[str, Field(pattern=r"^CC-MAIN-\d{4}-\d{2}$")] = "CC-MAIN-2024-51"
+    kind: Literal["warc", "wet"] = "warc"
+    files: Annotated[int, Field(ge=1)] | Literal["all"] = 1
+    shard_seed: int = 0
+    base_url: str = "https://data.commoncrawl.org/"  # or s3://commoncrawl/ or a local mirror folder
+
+
 class IngestSection(Section):
-    warc: Annotated[list[str], Field(min_length=1)] = ["{run_dir}/input/warc/*.warc.gz"]
+    warc: list[str] = ["{run_dir}/input/warc/*.warc.gz"]  # local WARC/WET/ARC files and globs
+    commoncrawl: CommonCrawlSection | None = None
+    pdf: PdfSection = PdfSection()
     tasks: Annotated[int, Field(ge=1)] = 8
     max_record_bytes: Annotated[int, Field(ge=1024)] = 10 * 2**20
     default_domain: str = "web"
     extract: ExtractSection = ExtractSection()
+
+    @model_validator(mode="after")
+    def _some_source(self):
+        if not (self.warc or self.commoncrawl or self.pdf.paths):
+            raise ValueError("no source: set warc, commoncrawl or pdf.paths")
+        return self
 
 
 class LanguageSection(Section):

@@ -7,7 +7,6 @@ prints them; the tests assert the thresholds.
 
 from pathlib import Path
 
-import duckdb
 
 from pipelines.sql import connect
 

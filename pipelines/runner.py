@@ -19,7 +19,7 @@ from pipelines.ledger import (
     write_ledger_table,
 )
 from pipelines.run import RunDir, fingerprint, now, package_versions
-from pipelines.stages import STAGES, Stage
+from pipelines.stages import Stage
 
 
 class StageOrderError(RuntimeError):

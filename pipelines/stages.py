@@ -13,6 +13,9 @@ from curation.filters import HEURISTIC_FILTERS, LanguageIdFilter, OfflineUrlFilt
 from curation.intake import StageIntake
 from curation.license import LicenseFilter
 from curation.shards import LabelledSink, RemovedSink, ShardReader, ShardWriter
+from curation.sources.commoncrawl import CommonCrawlConfig, crawl_files
+from curation.sources.ocr import OcrConfig, VlmConfig
+from curation.sources.pdf import PdfSource
 from curation.sources.warc import WarcSource
 from pipelines.config import ConfigError, PipelineConfig
 from pipelines.run import RunDir
@@ -58,13 +61,27 @@ def expand_inputs(patterns: list[str], run: RunDir, key: str) -> list[str]:
     return list(dict.fromkeys(paths))
 
 
+def ocr_config(section) -> OcrConfig:
+    vlm = VlmConfig(**section.vlm.model_dump()) if section.vlm else None
+    return OcrConfig(**section.model_dump(exclude={"vlm"}), vlm=vlm)
+
+
 def plan_ingest(config: PipelineConfig, run: RunDir) -> StagePlan:
     section = config.ingest
-    paths = expand_inputs(section.warc, run, "ingest.warc")
+    warcs = expand_inputs(section.warc, run, "ingest.warc")
+    if section.commoncrawl:
+        warcs += crawl_files(CommonCrawlConfig(**section.commoncrawl.model_dump()))
+    pdfs = expand_inputs(section.pdf.paths, run, "ingest.pdf.paths")
     stage_dir = run.stage_dir("ingest")
     removed = RemovedSink(stage_dir)
     pipeline = [
-        WarcSource(paths, max_record_bytes=section.max_record_bytes, default_metadata={"domain": section.default_domain}),
+        WarcSource(
+            warcs,
+            max_record_bytes=section.max_record_bytes,
+            default_metadata={"domain": section.default_domain},
+            pdf_domain=section.pdf.domain,
+        ),
+        PdfSource(pdfs, per_page=section.pdf.per_page, ocr=ocr_config(section.pdf.ocr), domain=section.pdf.domain),
         StageIntake(removed),
         HtmlExtractor(
             removed,
@@ -74,7 +91,8 @@ def plan_ingest(config: PipelineConfig, run: RunDir) -> StagePlan:
         ),
         ShardWriter(stage_dir),
     ]
-    return StagePlan(pipeline, tasks=min(section.tasks, len(paths)), inputs=paths)
+    local_inputs = [p for p in warcs + pdfs if "://" not in p]
+    return StagePlan(pipeline, tasks=min(section.tasks, max(len(warcs), len(pdfs))), inputs=local_inputs)
 
 
 def plan_filter(config: PipelineConfig, run: RunDir) -> StagePlan:

@@ -14,7 +14,6 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import fsspec
 import pytest
 
 from curation.documents import ERROR_REASON
@@ -243,13 +242,8 @@ def test_exhausted_retries_and_missing_files_are_final(server):
 
 
 def test_warc_source_reads_a_crawl_through_the_retrying_stream(server, monkeypatch):
-    """What ``WarcSource.read_file`` does once it opens paths with ``open_input``."""
-    fsspec_open = fsspec.open
-
-    def opened_like_open_input(path, mode):
-        return open_input(path, retry=FAST_RETRY) if path.startswith("http") else fsspec_open(path, mode)
-
-    monkeypatch.setattr(warc.fsspec, "open", opened_like_open_input)
+    """WarcSource opens paths with ``open_input``: faults mid-download are retried, not corrupt files."""
+    monkeypatch.setattr(warc, "open_input", lambda path: open_input(path, retry=FAST_RETRY))
     urls = crawl_files(CommonCrawlConfig(crawl=CRAWL, files=2, shard_seed=3, base_url=server.base_url))
     for url in urls:
         server.inject(url.removeprefix(server.base_url), "cut", "503", "reset")

@@ -1,5 +1,4 @@
 import numpy as np
-import pyarrow.parquet as pq
 
 from curation.dedup import cluster_roots, exact_pairs, normalized_text_hash
 

@@ -23,7 +23,13 @@ BROKEN_SHARED = ("example-bad-non-chunked.warc.gz", "example-wrong-chunks.warc.g
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory, client):
     root = tmp_path_factory.mktemp("runs")
-    config = parse_config({"run": {"name": "demo", "root": str(root)}, "filter": {"gopher_quality": {"params": {"max_non_alpha_words_ratio": 0.6}}}})
+    config = parse_config(
+        {
+            "run": {"name": "demo", "root": str(root)},
+            "ingest": {"pdf": {"paths": ["{run_dir}/input/pdf/*.pdf"], "ocr": {"engine": "tesseract", "dpi": 200}}},
+            "filter": {"gopher_quality": {"params": {"max_non_alpha_words_ratio": 0.6}}},
+        }
+    )
     run = RunDir(config.run_dir)
     write_demo_corpus(run.input_dir, scale=SCALE, seed=0)
     warcs = run.input_dir / "warc"
@@ -70,7 +76,7 @@ def test_broken_warcs_are_ledger_entries_naming_the_file(demo_run):
 
 def test_ingest_reads_every_html_page_and_detects_legacy_charsets(demo_run):
     run, _ = demo_run
-    gt_pages = sql(run, f"select count(*) from read_parquet('{run.input_dir}/ground_truth.parquet') where source = 'web'")[0][0]
+    gt_pages = sql(run, f"select count(*) from read_parquet('{run.input_dir}/ground_truth.parquet') where source in ('web', 'web_pdf')")[0][0]
     read = sql(run, f"""select count(distinct g.doc_key) from read_parquet('{run.input_dir}/ground_truth.parquet') g
                          join (select url from ingest union all select url from removed where stage = 'ingest') r on r.url = g.doc_key""")
     assert read[0][0] == gt_pages
@@ -103,3 +109,19 @@ def test_removed_reasons_and_lineage_are_queryable(demo_run):
     assert foreign == [(0,)]
     licensed = dict(sql(run, "select license, count(*) from filter group by 1"))
     assert {"cc-by", "cc-by-sa", "cc0"} <= set(licensed)
+
+
+def test_pdfs_text_layer_and_scanned_come_out_as_documents(demo_run):
+    run, _ = demo_run
+    truth = sql(run, f"""select g.doc_key, g.needs_ocr, i.source, i.ocr_pages, i.title, i.page_count, i.text
+                         from read_parquet('{run.input_dir}/ground_truth.parquet') g
+                         left join ingest i on i.pdf_path like '%/' || g.doc_key
+                         where g.source = 'pdf' and not g.is_broken""")
+    assert truth and all(row[2] is not None for row in truth), "every readable PDF is a document"
+    for key, needs_ocr, source, ocr_pages, title, page_count, text in truth:
+        assert (source == "ocr") == needs_ocr and bool(ocr_pages) == needs_ocr, key
+        assert title and page_count >= 1 and len(text.split()) > 50
+    broken = sql(run, "select detail from removed where stage = 'ingest' and reason = 'truncated_pdf'")
+    assert len(broken) == 1 and "broken-000.pdf" in broken[0][0]
+    web_pdfs = sql(run, "select count(*) from ingest where content_type = 'application/pdf' and url is not null")
+    assert web_pdfs[0][0] >= 1

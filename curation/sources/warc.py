@@ -1,8 +1,9 @@
-"""WARC/ARC files as a document source.
+"""WARC/WET/ARC files as a document source, local or over http(s) and s3.
 
 Each HTTP 200 response with an HTML payload becomes a document whose text is the
-decoded HTML (the extract step turns it into plain text). Records that never were
-documents (requests, metadata, redirects, images) are only counted in the stats.
+decoded HTML (the extract step turns it into plain text); a PDF payload goes through
+the PDF extractor; a WET ``conversion`` record is plain text already. Records that
+never were documents (requests, metadata, redirects, images) are only counted in the stats.
 A file that breaks mid-way keeps the records read before the break, and the break
 itself becomes a document marked with ``error_reason`` that the stage intake sends
 to the drop ledger, naming the file and the byte offset of the failing record.
@@ -10,15 +11,18 @@ to the drop ledger, naming the file and the byte offset of the failing record.
 
 import re
 
-import fsspec
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.readers.base import BaseReader
 from datatrove.utils.logging import logger
 
 from curation.documents import ERROR_DETAIL, ERROR_REASON
+from curation.sources.commoncrawl import DownloadError, open_input
+from curation.sources.pdf import pdf_document_from_payload
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
+PDF_TYPE = "application/pdf"
+PLAIN_TEXT = "text/plain"
 META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.IGNORECASE)
 HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_\-:.]+)", re.IGNORECASE)
 
@@ -72,10 +76,17 @@ class WarcSource(BaseReader):
 
     name = "🕷 warc"
 
-    def __init__(self, paths: list[str], max_record_bytes: int = 10 * 2**20, default_metadata: dict | None = None):
+    def __init__(
+        self,
+        paths: list[str],
+        max_record_bytes: int = 10 * 2**20,
+        default_metadata: dict | None = None,
+        pdf_domain: str = "papers",
+    ):
         super().__init__(default_metadata=default_metadata)
         self.paths = list(paths)
         self.max_record_bytes = max_record_bytes
+        self.pdf_domain = pdf_domain
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         if data:
@@ -87,7 +98,7 @@ class WarcSource(BaseReader):
     def read_file(self, path: str) -> DocumentsPipeline:
         processed, end = 0, 0
         try:
-            with fsspec.open(path, "rb") as stream:
+            with open_input(path) as stream:
                 records = checked_archive_iterator(stream)
                 for record in records:
                     with self.track_time():
@@ -98,6 +109,8 @@ class WarcSource(BaseReader):
                         yield doc
             if records.truncated_gzip:
                 raise EOFError("the gzip stream ends in the middle of a record (file truncated)")
+        except DownloadError:
+            raise  # the network, not the file: fail the rank so that a rerun retries it
         except Exception as err:  # warcio, gzip and zlib raise a variety of errors on broken files
             problem = " ".join(f"{type(err).__name__}: {err}".split())[:300]
             detail = f"{path}: record #{processed + 1} (after byte {end}) is unreadable: {problem}"
@@ -113,23 +126,29 @@ class WarcSource(BaseReader):
         )
 
     def record_document(self, record, path: str, records) -> Document | None:
+        if record.rec_type == "conversion":  # WET: the crawler already extracted the text
+            return self.payload_document(record, path, records, PLAIN_TEXT, None)
         if record.rec_type != "response" or record.http_headers is None:
             self.stat_update(f"skipped_{record.rec_type}")
             return None
-        status = record.http_headers.get_statuscode()
-        if status != "200":
+        if record.http_headers.get_statuscode() != "200":
             self.stat_update("skipped_status_not_200")
             return None
         content_type = record.http_headers.get_header("Content-Type")
         kind = mime_type(record.rec_headers.get_header("WARC-Identified-Payload-Type") or content_type)
-        if kind not in HTML_TYPES:
+        if kind not in HTML_TYPES and kind != PDF_TYPE:
             self.stat_update(f"skipped_payload_{kind.replace('/', '_') or 'unknown'}")
             return None
+        return self.payload_document(record, path, records, kind, content_type)
+
+    def payload_document(self, record, path: str, records, kind: str, content_type: str | None) -> Document:
         payload = record.content_stream().read(self.max_record_bytes + 1)
         fully_read = record.raw_stream.limit == 0
         offset = records.get_record_offset()  # reads the record to its end: only after the payload
         record_id = record.rec_headers.get_header("WARC-Record-ID") or f"{path}@{offset}"
         url = record.rec_headers.get_header("WARC-Target-URI")
+        truncated = bool(record.rec_headers.get_header("WARC-Truncated")) or not fully_read
+        where = f"{path}: record {record_id} at byte {offset} ({url})"
         metadata = {
             "source": "web",
             "url": url,
@@ -138,17 +157,20 @@ class WarcSource(BaseReader):
             "warc_offset": offset,
             "warc_date": record.rec_headers.get_header("WARC-Date"),
             "content_type": kind,
+            "truncated": truncated,
         } | (self.default_metadata or {})
         if len(payload) > self.max_record_bytes:
-            metadata[ERROR_REASON] = "oversized_record"
-            metadata[ERROR_DETAIL] = f"{path}: record {record_id} at byte {offset} ({url}) exceeds {self.max_record_bytes} bytes"
-            return Document(text="", id=record_id, metadata=metadata)
+            return Document(text="", id=record_id, metadata=metadata | {
+                ERROR_REASON: "oversized_record", ERROR_DETAIL: f"{where} exceeds {self.max_record_bytes} bytes"})
+        if kind == PDF_TYPE:
+            self.stat_update("pdf_documents")
+            return pdf_document_from_payload(
+                payload, url, record_id, truncated, warc_file=path, warc_offset=offset,
+                default_metadata={"domain": self.pdf_domain, "warc_date": metadata["warc_date"]},
+            )
         charset = detect_charset(payload, content_type)
         if charset is None:
-            metadata[ERROR_REASON] = "bad_encoding"
-            metadata[ERROR_DETAIL] = f"{path}: record {record_id} at byte {offset} ({url}): no charset decodes the payload"
-            return Document(text=payload.decode("utf-8", "replace"), id=record_id, metadata=metadata)
-        metadata["charset"] = charset
-        metadata["truncated"] = bool(record.rec_headers.get_header("WARC-Truncated")) or not fully_read
+            return Document(text=payload.decode("utf-8", "replace"), id=record_id, metadata=metadata | {
+                ERROR_REASON: "bad_encoding", ERROR_DETAIL: f"{where}: no charset decodes the payload"})
         self.stat_update("documents")
-        return Document(text=payload.decode(charset), id=record_id, metadata=metadata)
+        return Document(text=payload.decode(charset), id=record_id, metadata=metadata | {"charset": charset})
