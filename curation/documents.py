@@ -41,7 +41,8 @@ METADATA_SCHEMA: dict[str, pa.DataType] = {
     "synthetic_style": pa.string(),
     "synthetic_model": pa.string(),
     "parent_id": pa.string(),
-    "n_tokens": pa.int64(),
+    "n_tokens": pa.int64(),  # tokens of the document with its EOS
+    "split": pa.string(),  # train | valid: the tokenize stage's held-out slice
 }
 
 # Set on a document that a step could not process; the stage's intake routes it to

@@ -23,7 +23,10 @@ def with_overrides(config: PipelineConfig, args) -> PipelineConfig:
     executor = config.executor.model_copy(
         update={k: v for k, v in (("cluster", args.cluster), ("workers", args.workers)) if v is not None}
     )
-    return config.model_copy(update={"executor": executor})
+    update = {"executor": executor}
+    if getattr(args, "mix", None):
+        update["export"] = config.export.model_copy(update={"mix": args.mix})
+    return config.model_copy(update=update)
 
 
 def cmd_validate(args) -> int:
@@ -137,6 +140,8 @@ def parser() -> argparse.ArgumentParser:
     for name, stage in STAGES.items():
         p = add(name, lambda a, n=name: run_stages(a, [n]), stage.about)
         add_executor_flags(p)
+        if name == "export":
+            p.add_argument("--mix", help="a mixture YAML (weights: {domain: weight}) instead of export.mix")
     run = add("run", lambda a: run_stages(a, list(STAGES)), "run every stage in order")
     add_executor_flags(run)
     demo_eval = add("demo-eval", cmd_demo_eval, "score a demo run against the demo corpus's ground truth")

@@ -172,6 +172,35 @@ class DedupSection(Section):
     minhash: MinhashSection = MinhashSection()
 
 
+class TokenizerSection(Section):
+    kind: Literal["train", "file", "gpt2"] = "train"  # train a byte-level BPE on the run's documents, a local tokenizer.json, or GPT-2's BPE
+    path: str | None = None  # the tokenizer.json, for kind: file (the target model's tokenizer)
+    vocab_size: Annotated[int, Field(ge=300, le=2**20)] = 8192
+    sample_docs: Annotated[int, Field(ge=10)] = 5000
+    eos_token: str = "<|endoftext|>"
+
+    @model_validator(mode="after")
+    def _file_needs_path(self):
+        if self.kind == "file" and not self.path:
+            raise ValueError("kind 'file' needs path: the tokenizer.json to use")
+        return self
+
+
+class TokenizeSection(Section):
+    tasks: Annotated[int, Field(ge=1)] = 8
+    tokenizer: TokenizerSection = TokenizerSection()
+    validation_fraction: Annotated[float, Field(ge=0, lt=0.5)] = 0.05
+
+
+class ExportSection(Section):
+    mix: str | None = None  # a mix.yaml (weights: {domain: weight}); default: the natural, token-proportional mix
+    token_budget: Annotated[int, Field(ge=1)] | None = None  # default: every training token once
+    formats: Annotated[list[Literal["megatron", "olmo_core"]], Field(min_length=1)] = ["megatron", "olmo_core"]
+    sequence_length: Annotated[int, Field(ge=8)] = 2048
+    max_repetition_ratio: Annotated[float, Field(gt=0)] = 4.0
+    out: str = "{run_dir}/export"
+
+
 class PipelineConfig(Section):
     run: RunSection = RunSection()
     executor: ExecutorSection = ExecutorSection()
@@ -179,6 +208,8 @@ class PipelineConfig(Section):
     ingest: IngestSection = IngestSection()
     filter: FilterSection = FilterSection()
     dedup: DedupSection = DedupSection()
+    tokenize: TokenizeSection = TokenizeSection()
+    export: ExportSection = ExportSection()
 
     @property
     def run_dir(self) -> Path:

@@ -29,10 +29,11 @@ class StageOrderError(RuntimeError):
 @dataclass
 class StageSummary:
     name: str
-    counts: dict
+    counts: dict | None  # None for a job stage
     seconds: float
-    ranks_run: int
-    ranks_skipped: int
+    ranks_run: int = 0
+    ranks_skipped: int = 0
+    note: str = ""
 
 
 def stage_hash(config: PipelineConfig, stage: Stage, manifest: dict) -> str:
@@ -68,6 +69,8 @@ def run_stage(
             )
     if restart:
         run.clear_stage(stage.name)
+    if stage.job is not None:
+        return run_job(config, stage, client, console, run, manifest, wanted)
     plan = stage.plan(config, run)
     executor = DaskPipelineExecutor(
         plan.pipeline,
@@ -116,16 +119,39 @@ def run_stage(
     finally:
         run.write_manifest(manifest)
         write_ledger_table(run.ledger_path, [r for e in manifest["stages"].values() for r in ledger_rows_from_json(e.get("ranks", []))])
+    if stage.describe is not None:
+        entry.update(stage.describe(config, run))
     entry["state"] = "complete"
     run.write_manifest(manifest)
     return StageSummary(stage.name, entry["counts"], seconds, len(executor.ranks_run), len(executor.ranks_skipped))
 
 
+def run_job(config: PipelineConfig, stage: Stage, client: Client, console: Console, run: RunDir, manifest: dict, wanted: str) -> StageSummary:
+    entry = {"state": "running", "config_hash": wanted, "started": now()}
+    manifest["stages"][stage.name] = entry
+    run.write_manifest(manifest)
+    start = time.monotonic()
+    try:
+        result = stage.job(config, run, client, console)
+    except Exception as err:
+        entry.update(state="failed", error=f"{type(err).__name__}: {err}", finished=now())
+        run.write_manifest(manifest)
+        raise
+    seconds = time.monotonic() - start
+    entry.update(state="complete", result=result, seconds=round(seconds, 3), finished=now())
+    run.write_manifest(manifest)
+    note = ", ".join(f"{k} {v}" for k, v in result.items() if isinstance(v, (int, float, str)) and k != "manifest")
+    return StageSummary(stage.name, None, seconds, note=note)
+
+
 def summary_table(summaries: list[StageSummary], run: RunDir) -> Table:
     table = Table(title=f"curate run: {run.path}")
-    for column in ("stage", "docs in", "created", "kept", "removed by reason", "seconds"):
-        table.add_column(column, justify="left" if column in ("stage", "removed by reason") else "right")
+    for column in ("stage", "docs in", "created", "kept", "removed by reason / result", "seconds"):
+        table.add_column(column, justify="left" if column.startswith(("stage", "removed")) else "right")
     for s in summaries:
+        if s.counts is None:
+            table.add_row(s.name, "-", "-", "-", s.note, f"{s.seconds:.1f}")
+            continue
         removed = ", ".join(f"{reason} {n:,}" for reason, n in s.counts["removed"].items()) or "-"
         created = f"{s.counts['created']:,}" if s.counts["created"] else "-"
         table.add_row(s.name, f"{s.counts['in']:,}", created, f"{s.counts['kept']:,}", removed, f"{s.seconds:.1f}")

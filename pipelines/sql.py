@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from curation.shards import list_kept_shards, list_removed_shards, shard_schema
 from pipelines.run import RunDir
+from pipelines.tokens import QUALITY_BUCKET
 
 
 def _file_list(paths: list[Path]) -> str:
@@ -49,6 +50,12 @@ def connect(run_dir: str | Path) -> duckdb.DuckDBPyConnection:
     else:
         empty = shard_schema(with_reason=True).insert(0, pa.field("stage", pa.string())).empty_table()
         con.register("removed", empty)
+    if list_kept_shards(run.stage_dir("tokenize")):
+        for view, split in (("tokens", "train"), ("validation", "valid")):
+            con.execute(
+                f"CREATE VIEW {view} AS SELECT id, domain, source, quality_score, {QUALITY_BUCKET} AS quality_bucket, "
+                f"n_tokens FROM tokenize WHERE split = '{split}'"
+            )
     if run.ledger_path.exists():
         con.execute(f"CREATE VIEW ledger AS SELECT * FROM read_parquet('{run.ledger_path}')")
     return con

@@ -17,6 +17,9 @@ from curation.sources.commoncrawl import CommonCrawlConfig, crawl_files
 from curation.sources.ocr import OcrConfig, VlmConfig
 from curation.sources.pdf import PdfSource
 from curation.sources.warc import WarcSource
+from curation.tokenize import DomainTokenizer
+from pipelines.export import run_export
+from pipelines.tokens import TOKENIZE_READS, prepare_tokenizer, token_counts
 from pipelines.config import ConfigError, PipelineConfig
 from pipelines.run import RunDir
 
@@ -40,11 +43,16 @@ class StagePlan:
 
 @dataclass(frozen=True)
 class Stage:
+    """A document stage (``plan``: a datatrove pipeline per rank, checked by the ledger) or a
+    job stage (``job``: works on what earlier stages made, returns a summary for the manifest)."""
+
     name: str
     section: str  # the config section its outputs depend on
     depends: str | None
-    plan: Callable[[PipelineConfig, RunDir], StagePlan]
     about: str
+    plan: Callable[[PipelineConfig, RunDir], StagePlan] | None = None
+    job: Callable | None = None
+    describe: Callable[[PipelineConfig, RunDir], dict] | None = None  # extra manifest facts after a document stage
 
 
 def expand_inputs(patterns: list[str], run: RunDir, key: str) -> list[str]:
@@ -156,11 +164,30 @@ def plan_dedup(config: PipelineConfig, run: RunDir) -> StagePlan:
     return StagePlan(pipeline, tasks=section.tasks, before=before)
 
 
+def plan_tokenize(config: PipelineConfig, run: RunDir) -> StagePlan:
+    section = config.tokenize
+    source, stage_dir = run.stage_dir(TOKENIZE_READS), run.stage_dir("tokenize")
+    info = prepare_tokenizer(section.tokenizer, stage_dir / "_tokenizer" / "tokenizer.json", source, config.run.seed)
+    removed = RemovedSink(stage_dir)
+    pipeline = [
+        ShardReader(source),
+        StageIntake(removed),
+        DomainTokenizer(stage_dir / "_tokens", info.path, info.eos_token, section.validation_fraction, config.run.seed),
+        ShardWriter(stage_dir),
+    ]
+    inputs = [section.tokenizer.path] if section.tokenizer.kind == "file" else []
+    return StagePlan(pipeline, tasks=section.tasks, inputs=inputs)
+
+
 STAGES: dict[str, Stage] = {
     stage.name: stage
     for stage in [
-        Stage("ingest", "ingest", None, plan_ingest, "WARC records -> HTML extracted to text"),
-        Stage("filter", "filter", "ingest", plan_filter, "URL, license, language and Gopher/C4/FineWeb heuristics"),
-        Stage("dedup", "dedup", "filter", plan_dedup, "exact and MinHash near-duplicate removal"),
+        Stage("ingest", "ingest", None, "WARC/PDF records -> text (HTML extraction, OCR)", plan=plan_ingest),
+        Stage("filter", "filter", "ingest", "URL, license, language and Gopher/C4/FineWeb heuristics", plan=plan_filter),
+        Stage("dedup", "dedup", "filter", "exact and MinHash near-duplicate removal", plan=plan_dedup),
+        Stage("tokenize", "tokenize", TOKENIZE_READS, "per-domain token files and a held-out validation slice",
+              plan=plan_tokenize, describe=token_counts),
+        Stage("export", "export", "tokenize", "the mixture for Megatron-LM and OLMo-core, with manifest and launch script",
+              job=run_export),
     ]
 }

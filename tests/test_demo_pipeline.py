@@ -28,6 +28,7 @@ def demo_run(tmp_path_factory, client):
             "run": {"name": "demo", "root": str(root)},
             "ingest": {"pdf": {"paths": ["{run_dir}/input/pdf/*.pdf"], "ocr": {"engine": "tesseract", "dpi": 200}}},
             "filter": {"gopher_quality": {"params": {"max_non_alpha_words_ratio": 0.6}}},
+            "tokenize": {"tokenizer": {"vocab_size": 2048, "sample_docs": 500}},
         }
     )
     run = RunDir(config.run_dir)
@@ -39,7 +40,7 @@ def demo_run(tmp_path_factory, client):
     if SHARED_DATA.is_dir():
         for name in BROKEN_SHARED:
             shutil.copy(SHARED_DATA / "warc" / name, warcs / f"zz-{name}")
-    summaries = [run_stage(config, STAGES[name], client, Console(quiet=True)) for name in ("ingest", "filter", "dedup")]
+    summaries = [run_stage(config, STAGES[name], client, Console(quiet=True)) for name in STAGES]
     return run, {s.name: s for s in summaries}
 
 
@@ -50,7 +51,7 @@ def sql(run, text):
 def test_ledger_balances_for_every_stage_and_rank(demo_run):
     run, summaries = demo_run
     manifest = json.loads(run.manifest_path.read_text())
-    tasks = sum(manifest["stages"][name]["tasks"] for name in ("ingest", "filter", "dedup"))
+    tasks = sum(manifest["stages"][name]["tasks"] for name in ("ingest", "filter", "dedup", "tokenize"))
     assert sql(run, "select count(*), bool_and(balanced) from ledger") == [(tasks, True)]
     for name in ("ingest", "filter", "dedup"):
         stage = manifest["stages"][name]
@@ -125,3 +126,22 @@ def test_pdfs_text_layer_and_scanned_come_out_as_documents(demo_run):
     assert len(broken) == 1 and "broken-000.pdf" in broken[0][0]
     web_pdfs = sql(run, "select count(*) from ingest where content_type = 'application/pdf' and url is not null")
     assert web_pdfs[0][0] >= 1
+
+
+def test_export_token_counts_agree_with_the_tokens_view_and_the_files(demo_run):
+    import numpy as np
+
+    run, _ = demo_run
+    manifest = json.loads((run.path / "export" / "manifest.json").read_text())
+    by_domain = dict(sql(run, "select domain, sum(n_tokens)::BIGINT from tokens group by 1"))
+    assert {d: info["tokens"] for d, info in manifest["domains"].items()} == by_domain
+    assert abs(sum(info["weight"] for info in manifest["domains"].values()) - 1) < 1e-9
+    eos = manifest["tokenizer"]["eos_id"]
+    for domain, info in manifest["domains"].items():
+        tokens = np.memmap(run.path / "export" / "olmo-core" / f"{domain}.npy", dtype=np.uint16, mode="r")
+        assert len(tokens) == info["tokens"] and int((tokens == eos).sum()) == info["documents"]
+    validation = sql(run, "select count(*), sum(n_tokens) from validation")[0]
+    documents = sql(run, "select count(*) from tokenize")[0][0]
+    assert 0 < validation[0] < 0.2 * documents
+    stage = json.loads(run.manifest_path.read_text())["stages"]["tokenize"]
+    assert stage["tokens"]["train"]["by_domain"] == {d: n for d, n in by_domain.items()}

@@ -1,0 +1,68 @@
+"""The export stage: a mixture of the tokenized domains, handed off to a trainer.
+
+The mixture is a YAML file (``weights: {domain: weight}``, optionally ``token_budget``)
+— written by hand or by the regression mixer — or, by default, the natural mixture:
+each domain in proportion to its training tokens.
+"""
+
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from curation.shards import list_kept_shards
+from curation.tokenizer import describe_tokenizer
+from mixes.export import export_mixture
+from pipelines.config import ConfigError, PipelineConfig
+from pipelines.run import RunDir
+from pipelines.tokens import parquet_list
+
+
+def export_name(domain: str) -> str:
+    """Export file names cannot hold '/': ``synthetic/qa`` is exported as ``synthetic-qa``."""
+    return domain.replace("/", "-")
+
+
+def training_tokens(run: RunDir) -> dict[str, int]:
+    files = list_kept_shards(run.stage_dir("tokenize"))
+    if not files:
+        raise ValueError(f"{run.stage_dir('tokenize')}: no tokenized documents to export")
+    query = f"SELECT domain, sum(n_tokens) FROM read_parquet({parquet_list(files)}) WHERE split = 'train' GROUP BY 1 ORDER BY 1"
+    return {domain: int(tokens) for domain, tokens in duckdb.connect().execute(query).fetchall()}
+
+
+def read_mix(path: str) -> dict:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read the mixture: {err}") from None
+    weights = data.get("weights") if isinstance(data, dict) else None
+    if not isinstance(weights, dict) or not all(isinstance(w, (int, float)) for w in weights.values()):
+        raise ConfigError(f"{path}: expected 'weights:' mapping each domain to a number")
+    return data
+
+
+def run_export(config: PipelineConfig, run: RunDir, client, console) -> dict:
+    section = config.export
+    tokens = training_tokens(run)
+    mix = read_mix(section.mix) if section.mix else {"weights": tokens, "name": "natural"}
+    weights = {export_name(d): float(w) for d, w in mix["weights"].items()}
+    budget = section.token_budget or mix.get("token_budget") or sum(tokens.values())
+    token_root = run.stage_dir("tokenize") / "_tokens" / "train"
+    token_dirs = {export_name(domain): token_root / domain for domain in tokens}
+    tokenizer = describe_tokenizer(run.stage_dir("tokenize") / "_tokenizer" / "tokenizer.json", config.tokenize.tokenizer.eos_token)
+    out = Path(section.out.replace("{run_dir}", str(run.path)))
+    manifest_stages = run.read_manifest()["stages"]
+    lineage = {
+        "run": str(run.path.resolve()),
+        "config_hash": config.config_hash(),
+        "mix": section.mix or "natural",
+        "stages": {name: entry.get("config_hash") for name, entry in manifest_stages.items()},
+    }
+    export_mixture(
+        token_dirs, weights, int(budget), tokenizer, out, lineage, section.formats,
+        sequence_length=section.sequence_length, max_repetition_ratio=section.max_repetition_ratio, overwrite=True,
+    )
+    exported = [d for d, w in weights.items() if w > 0]
+    console.print(f"export: {len(exported)} domains, budget {int(budget):,} tokens -> {out}")
+    return {"out": str(out), "token_budget": int(budget), "weights": weights, "domains": len(exported), "manifest": str(out / "manifest.json")}
