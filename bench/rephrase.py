@@ -5,7 +5,7 @@ and the client's event loop do not share a GIL, and sleeps 50 ms per request, a
 stand-in for model latency. The goal is >= 20x more requests/s at concurrency 64
 than at 1.
 
-    .venv/bin/python bench/rephrase.py
+    .venv/bin/python -m bench.rephrase
 """
 
 from __future__ import annotations

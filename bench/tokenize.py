@@ -5,8 +5,7 @@ shards; the stage pipeline (shards -> intake -> DomainTokenizer -> shards + toke
 runs on a LocalCluster at 1 and 2 workers; the baseline encodes the same texts with
 ``tokenizers`` in one process. Prints tokens/s and the ratios.
 
-    .venv/bin/python -m bench.tokenize [--scale 1.0] [--copies 4]   (as a module: a script named
-    tokenize.py would shadow the standard library module of that name)
+    .venv/bin/python -m bench.tokenize [--scale 1.0] [--copies 4]
 """
 
 import argparse

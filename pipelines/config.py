@@ -201,6 +201,45 @@ class ExportSection(Section):
     out: str = "{run_dir}/export"
 
 
+class ProxyModelSection(Section):
+    n_layers: Annotated[int, Field(ge=1)] = 2
+    d_model: Annotated[int, Field(ge=8)] = 64
+    n_heads: Annotated[int, Field(ge=1)] = 4
+    context: Annotated[int, Field(ge=8)] = 128
+    batch_size: Annotated[int, Field(ge=1)] = 16
+    learning_rate: Annotated[float, Field(gt=0)] = 3e-3
+
+
+class EvalTextSection(Section):
+    """An evaluation text set: one text per JSONL row (e.g. benchmark questions)."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$")]
+    path: str
+    fields: Annotated[list[str], Field(min_length=1)] = ["question"]
+
+
+class ProxiesSection(Section):
+    model: ProxyModelSection = ProxyModelSection()
+    token_budget: Annotated[int, Field(ge=1000)] = 200_000  # training tokens per proxy
+    count: Annotated[int, Field(ge=4)] = 24  # mixtures: natural + one corner per domain + Dirichlet samples
+    seeds: Annotated[list[int], Field(min_length=1)] = [0]
+    strength_range: tuple[float, float] = (0.1, 5.0)  # Dirichlet concentration, spread on a log scale
+    target_budget: Annotated[int, Field(ge=1)] | None = None  # the real run's tokens, for the repetition cap; default: all tokens once
+    max_epochs: Annotated[float, Field(gt=0)] = 4.0
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    eval_texts: list[EvalTextSection] = []
+    target_weights: dict[str, float] = {}  # target -> weight in the objective; default: equal weights
+
+
+class MixSection(Section):
+    folds: Annotated[int, Field(ge=2)] = 5
+    bounds: dict[str, tuple[float, float]] = {}  # domain -> (min weight, max weight)
+    kl_weight: Annotated[float, Field(ge=0)] = 0.0  # pull toward the natural mix
+    candidates: Annotated[int, Field(ge=100)] = 100_000  # RegMix: sampled mixtures scored by the regressor
+    top_k: Annotated[int, Field(ge=1)] = 100
+    validation_seeds: Annotated[list[int], Field(min_length=1)] = [101, 102, 103]
+
+
 class PipelineConfig(Section):
     run: RunSection = RunSection()
     executor: ExecutorSection = ExecutorSection()
@@ -209,6 +248,8 @@ class PipelineConfig(Section):
     filter: FilterSection = FilterSection()
     dedup: DedupSection = DedupSection()
     tokenize: TokenizeSection = TokenizeSection()
+    proxies: ProxiesSection = ProxiesSection()
+    mix: MixSection = MixSection()
     export: ExportSection = ExportSection()
 
     @property
