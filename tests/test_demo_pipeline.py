@@ -51,7 +51,7 @@ def sql(run, text):
 def test_ledger_balances_for_every_stage_and_rank(demo_run):
     run, summaries = demo_run
     manifest = json.loads(run.manifest_path.read_text())
-    tasks = sum(manifest["stages"][name]["tasks"] for name in ("ingest", "filter", "dedup", "tokenize"))
+    tasks = sum(entry.get("tasks", 0) for entry in manifest["stages"].values())
     assert sql(run, "select count(*), bool_and(balanced) from ledger") == [(tasks, True)]
     for name in ("ingest", "filter", "dedup"):
         stage = manifest["stages"][name]
