@@ -34,6 +34,7 @@ METADATA_SCHEMA: dict[str, pa.DataType] = {
     "lang_score": pa.float64(),
     "license": pa.string(),  # cc-by, cc-by-sa, cc0, public-domain, all-rights-reserved, cc-by-nc, ...
     "opt_out": pa.string(),  # robots-style opt-outs the page states: noai, noimageai, ...
+    "domain_score": pa.float64(),  # the domain classifier's probability for `domain`
     "quality_score": pa.float64(),
     "contamination": pa.string(),
     "dup_cluster": pa.int64(),

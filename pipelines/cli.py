@@ -63,6 +63,20 @@ def run_stages(args, names: list[str]) -> int:
     return 0
 
 
+def cmd_train_classifiers(args) -> int:
+    import json
+
+    from pipelines.classify import train_classifiers
+
+    config = load_config(args.config)
+    for report in train_classifiers(config, RunDir(config.run_dir)):
+        data = json.loads(report.read_text())
+        metrics = data.get("heldout") or data.get("metrics") or {}
+        shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        stdout.print(f"{report}: {shown}")
+    return 0
+
+
 def cmd_status(args) -> int:
     run = RunDir(args.run or load_config(args.config).run_dir)
     manifest = run.read_manifest()
@@ -142,6 +156,11 @@ def parser() -> argparse.ArgumentParser:
         add_executor_flags(p)
         if name == "export":
             p.add_argument("--mix", help="a mixture YAML (weights: {domain: weight}) instead of export.mix")
+    classifiers = sub.add_parser("classifiers", help="the classify stage's models")
+    classifiers_sub = classifiers.add_subparsers(dest="action", required=True)
+    train = classifiers_sub.add_parser("train", help="train the configured quality and domain classifiers (those missing)")
+    train.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    train.set_defaults(handler=cmd_train_classifiers)
     run = add("run", lambda a: run_stages(a, list(STAGES)), "run every stage in order")
     add_executor_flags(run)
     demo_eval = add("demo-eval", cmd_demo_eval, "score a demo run against the demo corpus's ground truth")

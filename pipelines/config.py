@@ -172,6 +172,49 @@ class DedupSection(Section):
     minhash: MinhashSection = MinhashSection()
 
 
+class QualityClassifierSection(Section):
+    """fastText quality classifier; training sets are SQL over the run's views (or files), DCLM-style."""
+
+    positives: str  # SQL with a `text` column, e.g. reference-quality pages
+    negatives: str  # e.g. a random sample of the crawl
+    params: dict[str, Any] = {}  # classifiers.quality.QualityParams
+    keep: Literal["annotate", "threshold", "top_fraction"] = "annotate"
+    threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
+    top_fraction: Annotated[float, Field(gt=0, le=1)] = 0.5
+    sample: Annotated[int, Field(ge=10)] = 5000  # documents scored to find the top-fraction cut-off
+
+
+class DomainClassifierSection(Section):
+    """scikit-learn domain classifier; fills `domain` where the source does not say it."""
+
+    training: str  # SQL with `text` and `label` columns
+    params: dict[str, Any] = {}  # classifiers.domain.DomainParams
+    unassigned: list[str] = ["web", "unknown"]  # domains the classifier may overwrite
+    min_probability: Annotated[float, Field(ge=0, le=1)] | None = None
+    fallback: str = "web"
+
+
+class BenchmarkSection(Section):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$")]
+    path: str  # JSONL, JSONL.gz or Parquet
+    fields: Annotated[list[str], Field(min_length=1)]
+
+
+class ContaminationSection(Section):
+    benchmarks: Annotated[list[BenchmarkSection], Field(min_length=1)]
+    n: Annotated[int, Field(ge=3)] = 13
+    threshold: Annotated[float, Field(gt=0, le=1)] = 0.05  # fraction of an item's n-grams found
+    action: Literal["drop", "redact", "annotate"] = "drop"
+
+
+class ClassifySection(Section):
+    tasks: Annotated[int, Field(ge=1)] = 8
+    seed: int = 0
+    domain: DomainClassifierSection | None = None
+    quality: QualityClassifierSection | None = None
+    contamination: ContaminationSection | None = None
+
+
 class QualityBandSection(Section):
     low: Annotated[float, Field(ge=0, le=1)] = 0.3  # below: rewritten as wiki-style prose
     high: Annotated[float, Field(ge=0, le=1)] = 0.8  # at or above: turned into qa and knowledge_list
@@ -281,6 +324,7 @@ class PipelineConfig(Section):
     ingest: IngestSection = IngestSection()
     filter: FilterSection = FilterSection()
     dedup: DedupSection = DedupSection()
+    classify: ClassifySection = ClassifySection()
     rephrase: RephraseSection = RephraseSection()
     tokenize: TokenizeSection = TokenizeSection()
     proxies: ProxiesSection = ProxiesSection()

@@ -22,6 +22,7 @@ from curation.rephrase.rephraser import RephraserConfig
 from curation.rephrase.step import FixedStyles, QualityRouting, RephraseStep, Selection
 from curation.sources.warc import WarcSource
 from curation.tokenize import DomainTokenizer
+from pipelines.classify import classifier_steps
 from pipelines.export import run_export
 from pipelines.tokens import TOKENIZE_READS, prepare_tokenizer, token_counts
 from pipelines.config import ConfigError, PipelineConfig
@@ -78,7 +79,7 @@ def ocr_config(section) -> OcrConfig:
     return OcrConfig(**section.model_dump(exclude={"vlm"}), vlm=vlm)
 
 
-REPHRASE_READS = "dedup"
+REPHRASE_READS = "classify"
 
 
 def plan_ingest(config: PipelineConfig, run: RunDir) -> StagePlan:
@@ -171,6 +172,13 @@ def plan_dedup(config: PipelineConfig, run: RunDir) -> StagePlan:
     return StagePlan(pipeline, tasks=section.tasks, before=before)
 
 
+def plan_classify(config: PipelineConfig, run: RunDir) -> StagePlan:
+    stage_dir = run.stage_dir("classify")
+    removed = RemovedSink(stage_dir)
+    steps = [ShardReader(run.stage_dir("dedup")), StageIntake(removed), *classifier_steps(config, run, removed)]
+    return StagePlan([*steps, ShardWriter(stage_dir)], tasks=config.classify.tasks)
+
+
 def plan_rephrase(config: PipelineConfig, run: RunDir) -> StagePlan:
     section = config.rephrase
     stage_dir = run.stage_dir("rephrase")
@@ -234,6 +242,8 @@ STAGES: dict[str, Stage] = {
         Stage("ingest", "ingest", None, "WARC/PDF records -> text (HTML extraction, OCR)", plan=plan_ingest),
         Stage("filter", "filter", "ingest", "URL, license, language and Gopher/C4/FineWeb heuristics", plan=plan_filter),
         Stage("dedup", "dedup", "filter", "exact and MinHash near-duplicate removal", plan=plan_dedup),
+        Stage("classify", "classify", "dedup", "domain (scikit-learn), quality (fastText) and benchmark contamination",
+              plan=plan_classify),
         Stage("rephrase", "rephrase", REPHRASE_READS, "synthetic rewrites through an OpenAI-compatible LLM endpoint",
               plan=plan_rephrase),
         Stage("tokenize", "tokenize", TOKENIZE_READS, "per-domain token files and a held-out validation slice",

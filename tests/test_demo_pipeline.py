@@ -2,8 +2,10 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
+import yaml
 from rich.console import Console
 
 from pipelines.config import parse_config
@@ -17,6 +19,7 @@ from tests.conftest import SHARED_DATA
 from tests.warcs import write_pages_warc
 
 SCALE = 0.4
+DEMO_CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "pipelines" / "demo.yaml").read_text())
 BROKEN_SHARED = ("example-bad-non-chunked.warc.gz", "example-wrong-chunks.warc.gz")
 
 
@@ -29,6 +32,7 @@ def demo_run(tmp_path_factory, client):
             "ingest": {"pdf": {"paths": ["{run_dir}/input/pdf/*.pdf"], "ocr": {"engine": "tesseract", "dpi": 200}}},
             "filter": {"gopher_quality": {"params": {"max_non_alpha_words_ratio": 0.6}}},
             "tokenize": {"tokenizer": {"vocab_size": 2048, "sample_docs": 500}},
+            "classify": DEMO_CONFIG["classify"],
         }
     )
     run = RunDir(config.run_dir)
@@ -145,3 +149,19 @@ def test_export_token_counts_agree_with_the_tokens_view_and_the_files(demo_run):
     assert 0 < validation[0] < 0.2 * documents
     stage = json.loads(run.manifest_path.read_text())["stages"]["tokenize"]
     assert stage["tokens"]["train"]["by_domain"] == {d: n for d, n in by_domain.items()}
+
+
+def test_classifiers_meet_their_targets_and_label_the_corpus(demo_run):
+    run, _ = demo_run
+    models = run.stage_dir("classify") / "_models"
+    quality = json.loads((models / "quality" / "quality.json").read_text())
+    domain = json.loads((models / "domain" / "domain.json").read_text())
+    assert quality["heldout"]["roc_auc"] >= 0.9
+    assert domain["heldout"]["macro_f1"] >= 0.9
+    assert (models / "domain" / "domain_confusion.png").stat().st_size > 1000
+    agreement = sql(run, f"""select avg((c.domain = g.domain)::INT) from classify c
+                            join read_parquet('{run.input_dir}/ground_truth.parquet') g on g.doc_key = c.url
+                            where g.source = 'web'""")[0][0]
+    assert agreement >= 0.9
+    papers = sql(run, "select count(*), count(domain_score) from classify where domain = 'papers'")[0]
+    assert papers[0] > 0 and papers[1] == 0  # the PDF source named their domain: kept, not classified
