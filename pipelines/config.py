@@ -305,10 +305,10 @@ class ProxiesSection(Section):
     max_epochs: Annotated[float, Field(gt=0)] = 4.0
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     eval_texts: list[EvalTextSection] = []
-    target_weights: dict[str, float] = {}  # target -> weight in the objective; default: equal weights
 
 
 class MixSection(Section):
+    target_weights: dict[str, float] = {}  # target -> weight in the objective; default: equal weights
     folds: Annotated[int, Field(ge=2)] = 5
     bounds: dict[str, tuple[float, float]] = {}  # domain -> (min weight, max weight)
     kl_weight: Annotated[float, Field(ge=0)] = 0.0  # pull toward the natural mix

@@ -45,7 +45,7 @@ def read_mix(path: str) -> dict:
 def run_export(config: PipelineConfig, run: RunDir, client, console) -> dict:
     section = config.export
     tokens = training_tokens(run)
-    mix = read_mix(section.mix) if section.mix else {"weights": tokens, "name": "natural"}
+    mix = read_mix(section.mix.replace("{run_dir}", str(run.path))) if section.mix else {"weights": tokens, "name": "natural"}
     weights = {export_name(d): float(w) for d, w in mix["weights"].items()}
     budget = section.token_budget or mix.get("token_budget") or sum(tokens.values())
     token_root = run.stage_dir("tokenize") / "_tokens" / "train"

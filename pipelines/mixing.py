@@ -47,7 +47,7 @@ from mixes.regression import RegressionResult, fit_regressors, objective_values,
 from mixes.report import write_report
 from mixes.sampling import MixtureSpace, sample_mixtures
 from mixes.swarm import BPB_PREFIX, PROXIES_FILE, WEIGHT_PREFIX, ProxySpec, load_proxies, make_specs, run_swarm
-from pipelines.config import ConfigError, EvalTextSection, PipelineConfig, ProxiesSection
+from pipelines.config import ConfigError, EvalTextSection, MixSection, PipelineConfig, ProxiesSection
 from pipelines.export import training_tokens
 from pipelines.run import RunDir
 from pipelines.tokens import parquet_list
@@ -191,23 +191,28 @@ def load_proxy_inputs(config: PipelineConfig, run: RunDir, console: Console) -> 
     return ProxyInputs(tokens, streams, targets, model)
 
 
-def objective_weights(section: ProxiesSection, targets: Sequence[str]) -> dict[str, float]:
-    """`proxies.target_weights`, or every target weighted equally."""
+def objective_weights(section: MixSection, targets: Sequence[str]) -> dict[str, float]:
+    """`mix.target_weights`, or every target weighted equally."""
     if not section.target_weights:
         return {target: 1.0 for target in targets}
     unknown = sorted(set(section.target_weights) - set(targets))
     if unknown:
-        raise ConfigError(f"proxies.target_weights: unknown target(s) {unknown}; the targets are {sorted(targets)}")
+        raise ConfigError(f"mix.target_weights: unknown target(s) {unknown}; the targets are {sorted(targets)}")
     weights = section.target_weights
     if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
-        raise ConfigError(f"proxies.target_weights: expected non-negative weights, not all zero, got {weights}")
+        raise ConfigError(f"mix.target_weights: expected non-negative weights, not all zero, got {weights}")
     return dict(weights)
+
+
+def target_budget(section: ProxiesSection, tokens: Mapping[str, int]) -> int:
+    """The real training run's tokens, for the repetition cap: by default every training token once."""
+    return section.target_budget or sum(tokens.values())
 
 
 def swarm_space(section: ProxiesSection, tokens: Mapping[str, int]) -> MixtureSpace:
     """The mixtures the proxies may take: only the repetition cap at the target budget applies."""
     with config_errors("proxies.target_budget / proxies.max_epochs"):
-        return MixtureSpace.from_tokens(tokens, section.target_budget or sum(tokens.values()), section.max_epochs)
+        return MixtureSpace.from_tokens(tokens, target_budget(section, tokens), section.max_epochs)
 
 
 # -- proxies as Dask tasks -----------------------------------------------------------------------------
@@ -256,7 +261,7 @@ def run_proxies(config: PipelineConfig, run: RunDir, client: Client, console: Co
     """The proxies stage: train a proxy per sampled mixture and seed into ``proxies/proxies.parquet``."""
     section = config.proxies
     inputs = load_proxy_inputs(config, run, console)
-    objective_weights(section, list(inputs.targets))  # a typo here would only show after the training
+    objective_weights(config.mix, list(inputs.targets))  # a typo here would only show after the training
     space = swarm_space(section, inputs.tokens)
     with config_errors("proxies.count"):
         mixtures = sample_mixtures(space, section.count, seed=config.run.seed, strength_range=section.strength_range)
@@ -295,10 +300,9 @@ def bounded_space(config: PipelineConfig, tokens: Mapping[str, int]) -> MixtureS
     """The admissible mixes: `mix.bounds` within the repetition cap."""
     bounds = config.mix.bounds
     check_bounds(bounds, list(tokens))
-    section = config.proxies
     with config_errors("mix.bounds"):
         return MixtureSpace.from_tokens(
-            tokens, section.target_budget or sum(tokens.values()), section.max_epochs,
+            tokens, target_budget(config.proxies, tokens), config.proxies.max_epochs,
             min_weights={d: low for d, (low, _) in bounds.items()},
             max_weights={d: high for d, (_, high) in bounds.items()},
         )
@@ -493,7 +497,7 @@ def run_mix(config: PipelineConfig, run: RunDir, client: Client, console: Consol
     space = bounded_space(config, training_tokens(run))
     check_validation_seeds(config)
     proxies = load_swarm(run, space.domains)
-    target_weights = objective_weights(config.proxies, bpb_targets(proxies))
+    target_weights = objective_weights(config.mix, bpb_targets(proxies))
     mixture_ids, weights, objective = mixture_objectives(proxies, space.domains, target_weights)
     with config_errors("mix.folds"):
         regression = fit_regressors(weights, objective, list(space.domains), n_folds=config.mix.folds, seed=config.run.seed)

@@ -144,6 +144,15 @@ def run_job(config: PipelineConfig, stage: Stage, client: Client, console: Conso
     return StageSummary(stage.name, None, seconds, note=note)
 
 
+def removed_summary(removed: dict[str, int], shown: int = 6) -> str:
+    """The largest drop reasons; the rest are one `curate sql` away."""
+    ranked = sorted(removed.items(), key=lambda item: -item[1])
+    text = ", ".join(f"{reason} {n:,}" for reason, n in ranked[:shown]) or "-"
+    if len(ranked) > shown:
+        text += f", +{len(ranked) - shown} more reasons ({sum(n for _, n in ranked[shown:]):,} docs)"
+    return text
+
+
 def summary_table(summaries: list[StageSummary], run: RunDir) -> Table:
     table = Table(title=f"curate run: {run.path}")
     for column in ("stage", "docs in", "created", "kept", "removed by reason / result", "seconds"):
@@ -152,7 +161,7 @@ def summary_table(summaries: list[StageSummary], run: RunDir) -> Table:
         if s.counts is None:
             table.add_row(s.name, "-", "-", "-", s.note, f"{s.seconds:.1f}")
             continue
-        removed = ", ".join(f"{reason} {n:,}" for reason, n in s.counts["removed"].items()) or "-"
+        removed = removed_summary(s.counts["removed"])
         created = f"{s.counts['created']:,}" if s.counts["created"] else "-"
         table.add_row(s.name, f"{s.counts['in']:,}", created, f"{s.counts['kept']:,}", removed, f"{s.seconds:.1f}")
     return table

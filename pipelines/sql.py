@@ -56,6 +56,9 @@ def connect(run_dir: str | Path) -> duckdb.DuckDBPyConnection:
                 f"CREATE VIEW {view} AS SELECT id, domain, source, quality_score, {QUALITY_BUCKET} AS quality_bucket, "
                 f"n_tokens FROM tokenize WHERE split = '{split}'"
             )
+    for view, path in (("proxies", run.stage_dir("proxies") / "proxies.parquet"), ("mix", run.stage_dir("mix") / "weights.parquet")):
+        if path.exists():
+            con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet({_file_list([path])})")
     if run.ledger_path.exists():
         con.execute(f"CREATE VIEW ledger AS SELECT * FROM read_parquet('{run.ledger_path}')")
     return con

@@ -1,6 +1,7 @@
 """The stage graph: what each stage reads, which steps it runs, and what it depends on."""
 
 import glob
+import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -236,6 +237,15 @@ def plan_tokenize(config: PipelineConfig, run: RunDir) -> StagePlan:
     return StagePlan(pipeline, tasks=section.tasks, inputs=inputs)
 
 
+def lazy_job(module: str, name: str) -> Callable:
+    """A job imported when it runs: the mixing jobs load torch, seconds more for every curate command."""
+
+    def job(config, run, client, console) -> dict:
+        return getattr(importlib.import_module(module), name)(config, run, client, console)
+
+    return job
+
+
 STAGES: dict[str, Stage] = {
     stage.name: stage
     for stage in [
@@ -248,6 +258,10 @@ STAGES: dict[str, Stage] = {
               plan=plan_rephrase),
         Stage("tokenize", "tokenize", TOKENIZE_READS, "per-domain token files and a held-out validation slice",
               plan=plan_tokenize, describe=token_counts),
+        Stage("proxies", "proxies", "tokenize", "tiny proxy models on sampled mixtures, scored in bits per byte",
+              job=lazy_job("pipelines.mixing", "run_proxies")),
+        Stage("mix", "mix", "proxies", "regression over the proxies: the bounded optimal mix, validated against natural",
+              job=lazy_job("pipelines.mixing", "run_mix")),
         Stage("export", "export", "tokenize", "the mixture for Megatron-LM and OLMo-core, with manifest and launch script",
               job=run_export),
     ]
