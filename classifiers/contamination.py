@@ -14,11 +14,6 @@ Each benchmark item is indexed twice, as word n-grams (n = 13 by default, as in 
 An item with fewer than n tokens is indexed as one gram of its own length and so
 matches as a whole normalized string on word boundaries.
 
-n-grams are hashed to 64 bits: each token by blake2b (stable across processes and
-machines), a gram by a polynomial over its token hashes, computed for all positions of
-a document at once from prefix sums, then mixed. An index table is CSR-like: sorted
-unique gram hashes, offsets, and the item ids under each hash.
-
 A gram shared by more than ``max_items_per_gram`` items is template text (MMLU's
 "For which of these two scenarios does the main character ..." opens 895 items) and is
 left out of the index: it says nothing about which item was copied, and it would make
@@ -26,20 +21,39 @@ one copied item look like hundreds.
 
 For a document, the *fraction* of an item is the share of the item's distinct indexed
 grams that occur in the document, for the exact and the masked variant separately. An
-item is declared a match when either fraction reaches the threshold. The masked table
+item is declared a match when either fraction reaches the threshold. The masked variant
 keeps only grams of which at least half the tokens are words.
 
 The default threshold is low because a partial copy loses the grams that straddle its
 cut: the first half of an item of w tokens holds w/2 - n + 1 of its w - n + 1 grams,
 1 of 14 at w = 2n. At 0.05 any half copy that holds a whole gram is caught, while on
-1,000 clean Wikipedia documents no item of GSM8K, HumanEval or MMLU reached it.
+2,000 clean documents (Wikipedia prose, Python standard-library source) no item of
+GSM8K, HumanEval or MMLU reached it.
+
+How a document is scanned, in numpy array operations over the whole document (no
+Python loop per token):
+
+1. Tokens: each character's class (word, digit, number separator) comes from a table
+   over all code points; tokens are the runs of word characters, joined across "." and
+   "," inside numbers. A token's 64-bit hash is a polynomial over its code points,
+   computed for all tokens at once from prefix sums; it depends only on the token's
+   characters, so it is the same in every process and on every machine.
+2. Candidates: the masked hash of the first p tokens at every position (p, the
+   shortest indexed gram length, is 6 with MMLU's shortest items) is tested against a
+   Bloom filter holding the first p tokens of every indexed gram. Most documents keep
+   no position; a third of 300-word ones keep one or two.
+3. At those positions, the masked grams of every indexed length go through the same
+   filter; the few that pass are looked up, in both variants, by binary search in one
+   sorted table of both variants' grams.
+
+Gram hashes are polynomials over token hashes, also from prefix sums, then seeded by
+the gram's length and mixed.
 """
 
 import functools
-import hashlib
 import json
+import math
 import re
-import threading
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,51 +66,145 @@ from classifiers.benchmarks import Benchmark
 DEFAULT_N = 13
 DEFAULT_THRESHOLD = 0.05
 DEFAULT_MAX_ITEMS_PER_GRAM = 10
-INDEX_FORMAT_VERSION = 1
+MAX_GRAM_LENGTH = 1024
+INDEX_FORMAT_VERSION = 2
 
-# A number (digits with inner separators, an optional suffix as in "3rd") or a word.
-_TOKEN = re.compile(r"\d+(?:[.,]\d+)*[^\W_]*|[^\W_]+")
-_DIGIT = re.compile(r"\d")
-_CHUNK = re.compile(r"\S+")
-# Cannot be produced by _TOKEN (it holds punctuation), so it never collides with a word.
+# The token every number token becomes in the masked variant. It holds punctuation, so
+# no text produces it as a token.
 NUMBER_PLACEHOLDER = "<num>"
 
-_UINT64 = 1 << 64
-_POLY_BASE = 0x9E3779B97F4A7C15  # odd, so it has an inverse modulo 2**64
-_POLY_BASE_INVERSE = pow(_POLY_BASE, -1, _UINT64)
-_TOKEN_HASH_CACHE_SIZE = 1 << 18
+_CHUNK = re.compile(r"\S+|\s+")
 
+# --- character classes and tokens ----------------------------------------------------
 
-# --- normalization -------------------------------------------------------------------
+_WORD = 1  # a word character, [^\W_]: a letter or a digit
+_DIGIT = 2  # a decimal digit, \d (with _WORD)
+_SEPARATOR = 4  # "." or ","; inside a number token between digits
+_CODE_POINTS = 0x110000
 
 
 def _fold(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).lower()
+    return text.lower() if text.isascii() else unicodedata.normalize("NFKC", text).lower()
+
+
+@functools.cache
+def _character_classes() -> np.ndarray:
+    """The class of every code point, as Python's regular expressions classify it."""
+    every = np.arange(_CODE_POINTS, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
+    classes = np.zeros(_CODE_POINTS, dtype=np.uint8)
+    classes[[match.start() for match in re.finditer(r"[^\W_]", every)]] = _WORD
+    classes[[match.start() for match in re.finditer(r"\d", every)]] = _WORD | _DIGIT
+    classes[[ord("."), ord(",")]] = _SEPARATOR
+    return classes
+
+
+def _code_points(folded: str) -> np.ndarray:
+    return np.frombuffer(folded.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+
+
+def _token_bounds(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Start and end (exclusive) of every token, and whether it holds a digit.
+
+    Tokens are runs of word characters, consecutive runs joined into one number token
+    where ``_number_joins`` says so.
+    """
+    word = np.zeros(len(classes) + 2, dtype=np.uint8)
+    np.bitwise_and(classes, _WORD, out=word[1:-1])
+    word = word.view(bool)
+    bounds = (word[1:] != word[:-1]).nonzero()[0]
+    if len(bounds) == 0:
+        return bounds, bounds, np.empty(0, dtype=bool)
+    starts, ends = bounds[0::2], bounds[1::2]
+    digit = classes == _WORD | _DIGIT
+    digits = digit.nonzero()[0]
+    is_number = np.zeros(len(starts), dtype=bool)
+    is_number[ends.searchsorted(digits, side="right")] = True
+    joins = _number_joins(classes, digit, digits, starts, ends)
+    if joins is None:
+        return starts, ends, is_number
+    first, last = np.concatenate(([True], ~joins)), np.concatenate((~joins, [True]))
+    return starts[first], ends[last], is_number[first]
+
+
+def _number_joins(
+    classes: np.ndarray, digit: np.ndarray, digits: np.ndarray, starts: np.ndarray, ends: np.ndarray
+) -> np.ndarray | None:
+    """For each two consecutive runs of word characters: are they one number, as ``\\d+(?:[.,]\\d+)*`` reads it?
+
+    They are when a single "." or "," separates them, with a digit on each side, and the
+    first run is all digits ("80,000", "1.2.3", "3.5kg"). A run holding a letter ends its
+    token at the separator: "a1.5" is "a1" and "5", "1.5a.5" is "1.5a" and "5". None
+    when no separator sits between two digits, as in most text.
+    """
+    between = ((classes[1:-1] == _SEPARATOR) & digit[:-2] & digit[2:]).nonzero()[0] + 1
+    if len(between) == 0:
+        return None
+    run = ends.searchsorted(between)  # the run that ends at the separator
+    run_starts, run_ends = starts[run], ends[run]
+    all_digits = digits.searchsorted(run_ends) - digits.searchsorted(run_starts) == run_ends - run_starts
+    joins = np.zeros(len(ends) - 1, dtype=bool)
+    joins[run[all_digits]] = True
+    return joins
+
+
+@dataclass(frozen=True)
+class _Tokens:
+    """The tokens of a folded text: character spans in it, hashes, and which are numbers."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+    hashes: np.ndarray  # uint64
+    is_number: np.ndarray  # bool
+
+    @classmethod
+    def of(cls, folded: str) -> "_Tokens":
+        codes = _code_points(folded)
+        starts, ends, is_number = _token_bounds(_character_classes().take(codes))
+        return cls(starts, ends, _PrefixPolynomial(codes, _CHARACTER_POWERS).spans(starts, ends), is_number)
+
+    def masked_hashes(self) -> np.ndarray:
+        """Token hashes with every number token's replaced by the placeholder's."""
+        return np.where(self.is_number, _PLACEHOLDER_HASH, self.hashes)
 
 
 def tokenize(text: str) -> list[str]:
     """Normalized word tokens of ``text``."""
-    return _TOKEN.findall(_fold(text))
+    folded = _fold(text)
+    starts, ends, _ = _token_bounds(_character_classes().take(_code_points(folded)))
+    return [folded[start:end] for start, end in zip(starts.tolist(), ends.tolist())]
 
 
 def tokenize_with_spans(text: str) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Tokens as :func:`tokenize` gives them, with each token's character span in ``text``.
+    """Tokens as :func:`tokenize` gives them, with each token's character span in ``text``."""
+    folded, first, last = _fold_with_sources(text)
+    starts, ends, _ = _token_bounds(_character_classes().take(_code_points(folded)))
+    tokens = [folded[start:end] for start, end in zip(starts.tolist(), ends.tolist())]
+    return tokens, first[starts], last[ends - 1]
 
-    Where folding keeps every character in place (the usual case) spans are exact. Where
-    it does not (NFKC expansions such as "ﬁ", or "İ" lower-casing to two characters),
-    a token's span is its whitespace-delimited chunk; folding never crosses whitespace,
-    so the tokens are the same either way.
+
+def _fold_with_sources(text: str) -> tuple[str, np.ndarray, np.ndarray]:
+    """Folded ``text``, and for each folded character the span of ``text`` it comes from.
+
+    Where folding keeps every character in place (the usual case) a character comes from
+    itself. Where it does not (NFKC expansions such as "ﬁ", or "İ" lower-casing to two
+    characters), every character of a whitespace-delimited chunk comes from the whole
+    chunk; folding never crosses whitespace, so the tokens are those of ``_fold(text)``.
     """
     if _folds_in_place(text):
-        tokens, spans = _tokens_in_place(text, 0)
-    else:
-        tokens, spans = [], []
-        for chunk in _CHUNK.finditer(text):
-            chunk_tokens, chunk_spans = _chunk_tokens(chunk.group(), chunk.start())
-            tokens += chunk_tokens
-            spans += chunk_spans
-    bounds = np.array(spans, dtype=np.int64).reshape(-1, 2)
-    return tokens, bounds[:, 0], bounds[:, 1]
+        positions = np.arange(len(text))
+        return text.lower(), positions, positions + 1
+    pieces, first, last = [], [], []
+    for chunk in _CHUNK.finditer(text):
+        start, end = chunk.span()
+        if _folds_in_place(chunk.group()):
+            pieces.append(chunk.group().lower())
+            first.append(np.arange(start, end))
+            last.append(np.arange(start + 1, end + 1))
+        else:
+            pieces.append(_fold(chunk.group()))
+            first.append(np.full(len(pieces[-1]), start))
+            last.append(np.full(len(pieces[-1]), end))
+    return "".join(pieces), np.concatenate(first), np.concatenate(last)
 
 
 def _folds_in_place(text: str) -> bool:
@@ -104,198 +212,229 @@ def _folds_in_place(text: str) -> bool:
     return unicodedata.is_normalized("NFKC", text) and len(text.lower()) == len(text)
 
 
-def _tokens_in_place(text: str, offset: int) -> tuple[list[str], list[tuple[int, int]]]:
-    matches = list(_TOKEN.finditer(text.lower()))
-    return [m.group() for m in matches], [(offset + m.start(), offset + m.end()) for m in matches]
-
-
-def _chunk_tokens(chunk: str, offset: int) -> tuple[list[str], list[tuple[int, int]]]:
-    if _folds_in_place(chunk):
-        return _tokens_in_place(chunk, offset)
-    tokens = _TOKEN.findall(_fold(chunk))
-    return tokens, [(offset, offset + len(chunk))] * len(tokens)
-
-
 # --- hashing -------------------------------------------------------------------------
 
+_UINT64 = 1 << 64
+_CHARACTER_BASE = 0x100000001B3  # FNV's prime; odd, so invertible modulo 2**64
+_GRAM_BASE = 0x9E3779B97F4A7C15
+_FINAL_MULTIPLIER = np.uint64(0xBF58476D1CE4E5B9)  # splitmix64's
+_CACHED_POWERS = 1 << 18
 
-def _stable_hash(token: str) -> int:
-    return int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
+
+def _power_series(base: int, count: int) -> np.ndarray:
+    """``base**i mod 2**64`` for ``i < count``, each step extending the known powers by as many again."""
+    powers = np.ones(max(count, 1), dtype=np.uint64)
+    known = 1
+    while known < count:
+        step = min(known, count - known)
+        np.multiply(powers[:step], np.uint64(pow(base, known, _UINT64)), out=powers[known : known + step])
+        known += step
+    return powers[:count]
 
 
-_PLACEHOLDER_HASH = _stable_hash(NUMBER_PLACEHOLDER)
+class _Powers:
+    """Powers of a base and of its inverse modulo 2**64; the first ``_CACHED_POWERS`` are kept."""
+
+    def __init__(self, base: int):
+        self._base = base
+        self._inverse_base = pow(base, -1, _UINT64)
+        self._forward = _power_series(base, _CACHED_POWERS)
+        self._inverse = _power_series(self._inverse_base, _CACHED_POWERS)
+
+    def forward(self, count: int) -> np.ndarray:
+        return self._forward[:count] if count <= _CACHED_POWERS else _power_series(self._base, count)
+
+    def inverse(self, count: int) -> np.ndarray:
+        return self._inverse[:count] if count <= _CACHED_POWERS else _power_series(self._inverse_base, count)
 
 
-class _TokenHashCache:
-    """Token -> (exact, masked) hash, kept in arrays so a document's hashes are one gather.
+_CHARACTER_POWERS = _Powers(_CHARACTER_BASE)
+_GRAM_POWERS = _Powers(_GRAM_BASE)
 
-    Cleared when full: hashes are pure functions of the token, so this bounds memory on
-    an open vocabulary without changing any result.
+
+class _PrefixPolynomial:
+    """``sum(values[t] * base**(end - 1 - t) for t in range(start, end))`` mod 2**64, for any span, in O(1).
+
+    With prefix sums S[j] = sum_{t<j} values[t] * base**-t, a span's polynomial is
+    base**(end - 1) * (S[end] - S[start]): one cumulative sum, then a few gathers per span.
+    Token hashes are these over code points; gram hashes over token hashes, then finished.
     """
 
-    def __init__(self, capacity: int):
-        self._capacity = capacity
-        self._slots: dict[str, int] = {}
-        self._hashes = np.zeros((capacity, 2), dtype=np.uint64)
-        self._lock = threading.Lock()
+    def __init__(self, values: np.ndarray, powers: _Powers):
+        self._count = len(values)
+        self._prefix = np.zeros(self._count + 1, dtype=np.uint64)
+        np.cumsum(values * powers.inverse(self._count), out=self._prefix[1:])
+        self._powers = powers.forward(self._count)
 
-    def rows(self, tokens: Sequence[str]) -> np.ndarray:
-        """A (len(tokens), 2) array of exact and masked hashes."""
-        if len(tokens) > self._capacity:
-            step = self._capacity
-            return np.concatenate([self.rows(tokens[i : i + step]) for i in range(0, len(tokens), step)])
-        with self._lock:
-            if len(self._slots) + len(tokens) > self._capacity:
-                self._slots.clear()
-            slots = self._slots
-            indices = np.array([slots[t] if t in slots else self._add(t) for t in tokens], dtype=np.int64)
-            return self._hashes[indices]
+    def spans(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        return self._powers.take(ends - 1) * (self._prefix.take(ends) - self._prefix.take(starts))
 
-    def _add(self, token: str) -> int:
-        slot = len(self._slots)
-        exact = _stable_hash(token)
-        self._hashes[slot] = (exact, _PLACEHOLDER_HASH if _DIGIT.search(token) else exact)
-        self._slots[token] = slot
-        return slot
+    def windows(self, length: int) -> np.ndarray:
+        """The polynomial of every span of ``length`` values (none if there are fewer)."""
+        if length > self._count:
+            return np.empty(0, dtype=np.uint64)
+        return self._powers[length - 1 :] * (self._prefix[length:] - self._prefix[: self._count + 1 - length])
 
 
-_TOKEN_HASHES = _TokenHashCache(_TOKEN_HASH_CACHE_SIZE)
+def _finish(polynomials: np.ndarray, seeds: np.ndarray | np.uint64) -> np.ndarray:
+    """A gram's hash from its polynomial: seeded by its length, times an odd constant.
+
+    A bijection for a given seed, so it changes no collision. It makes the top bits,
+    which the presence filter reads, depend on every bit of the polynomial: grams that
+    differ only in a short last token differ only in their polynomials' low bits.
+    """
+    z = polynomials ^ seeds
+    z *= _FINAL_MULTIPLIER
+    return z
 
 
-def token_hashes(tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Exact and number-masked 64-bit hashes of ``tokens``; they differ only at number tokens."""
-    rows = _TOKEN_HASHES.rows(tokens)
-    return rows[:, 0], rows[:, 1]
+def _length_seeds(count: int) -> np.ndarray:
+    z = _finish(np.arange(count, dtype=np.uint64), np.uint64(_GRAM_BASE))
+    return z ^ (z >> np.uint64(29))
 
 
-@functools.cache
-def _powers(base: int, count: int) -> np.ndarray:
-    powers = [1] * count
-    for i in range(1, count):
-        powers[i] = powers[i - 1] * base % _UINT64
-    return np.array(powers, dtype=np.uint64)
+_LENGTH_SEEDS = _length_seeds(MAX_GRAM_LENGTH + 1)  # so that grams of different lengths hash apart
+_PREFIX_SEED = _LENGTH_SEEDS[0]  # no gram has length 0
 
 
-def _power_table(base: int, count: int) -> np.ndarray:
-    """``base**i mod 2**64`` for ``i < count``, cached in power-of-two sizes."""
-    size = 1 << max(10, (count - 1).bit_length())
-    return _powers(base, size)[:count]
+class _GramHasher:
+    """Hashes of the grams of a sequence of token hashes.
 
-
-def _mix64(values: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer: spreads the polynomial's low-bit structure over all bits."""
-    z = values ^ (values >> np.uint64(30))
-    z = z * np.uint64(0xBF58476D1CE4E5B9)
-    z = z ^ (z >> np.uint64(27))
-    z = z * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-@functools.cache
-def _length_seed(length: int) -> np.uint64:
-    return np.uint64(_stable_hash(f"gram-length:{length}"))
-
-
-class GramHasher:
-    """Hashes of every gram of any length in one token-hash sequence, O(1) array ops per length.
-
-    With prefix sums S[j] = sum_{t<j} h[t] * B^-t, the gram of length L at position i is
-    sum_k h[i+k] * B^(L-1-k) = B^(i+L-1) * (S[i+L] - S[i])  (mod 2**64).
+    A gram's *prefix* hash, for the presence filter, is the hash of its first tokens
+    under a seed of its own, so that it never passes for a whole gram of that length.
     """
 
     def __init__(self, token_hashes: np.ndarray):
-        count = len(token_hashes)
-        self._count = count
-        self._prefix = np.zeros(count + 1, dtype=np.uint64)
-        np.cumsum(token_hashes * _power_table(_POLY_BASE_INVERSE, count), out=self._prefix[1:])
-        self._base_powers = _power_table(_POLY_BASE, count)
+        self._polynomial = _PrefixPolynomial(token_hashes, _GRAM_POWERS)
 
-    def grams(self, length: int) -> np.ndarray:
-        """Hash of the gram of ``length`` tokens starting at each position (empty if too short)."""
-        if length > self._count:
-            return np.empty(0, dtype=np.uint64)
-        sums = self._prefix[length:] - self._prefix[: self._count + 1 - length]
-        return _mix64(self._base_powers[length - 1 :] * sums ^ _length_seed(length))
+    def at(self, starts: np.ndarray, lengths: np.ndarray | int) -> np.ndarray:
+        """Hashes of the grams of ``lengths`` tokens at ``starts``."""
+        return _finish(self._polynomial.spans(starts, starts + lengths), _LENGTH_SEEDS[lengths])
 
+    def prefixes_at(self, starts: np.ndarray, length: int) -> np.ndarray:
+        return _finish(self._polynomial.spans(starts, starts + length), _PREFIX_SEED)
 
-# --- index tables --------------------------------------------------------------------
+    def prefixes_everywhere(self, length: int) -> np.ndarray:
+        """The prefix hash of ``length`` tokens at every position."""
+        return _finish(self._polynomial.windows(length), _PREFIX_SEED)
 
 
-_PRESENCE_BITS = 26  # 8 MiB of bits per table: ~1.3% false hits at a million grams
+_PLACEHOLDER_HASH = _PrefixPolynomial(_code_points(NUMBER_PLACEHOLDER), _CHARACTER_POWERS).spans(
+    np.array([0]), np.array([len(NUMBER_PLACEHOLDER)])
+)[0]
+
+
+# --- the gram table ------------------------------------------------------------------
+
+_EXACT, _MASKED = 0, 1
+_PRESENCE_BITS_PER_HASH = 64
+_PROBE_BITS = 4  # bits set per hash, in one 64-bit word
+_PROBE_MASK_BITS = 12
 
 
 @dataclass(frozen=True)
 class GramTable:
-    """Sorted unique gram hashes; the items holding ``keys[i]`` are ``items[offsets[i]:offsets[i+1]]``.
+    """Sorted unique gram hashes of both variants, and who holds each.
 
-    A bit per value of a hash's top bits (built on construction, not saved) rules out
-    almost every gram of a clean document before the binary search, whose cache misses
-    would otherwise dominate matching time.
+    The holders of ``keys[i]`` are ``slots[offsets[i]:offsets[i+1]]``, a slot being
+    ``2 * item + variant`` (0 exact, 1 masked). A gram without number tokens is the same
+    in both variants, so it is held under both slots of an item.
+
+    ``presence`` is a blocked Bloom filter over the masked hashes of every key, whole
+    and of its first tokens (as many as the shortest gram has). A document position
+    whose masked gram of that length misses it starts no indexed gram of either variant;
+    at the few positions that pass, the masked grams of every indexed length are tested
+    against it in turn, and only those that pass are searched for in ``keys`` (in both
+    variants), a search that costs a cache miss per step. About 0.03% of absent hashes
+    pass.
     """
 
     keys: np.ndarray  # uint64, sorted, unique
     offsets: np.ndarray  # int64, len(keys) + 1
-    items: np.ndarray  # int32
-    presence: np.ndarray = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "presence", _presence_bits(self.keys))
+    slots: np.ndarray  # int32
+    presence: np.ndarray  # uint64 words, a power-of-two number of them
 
     @classmethod
-    def from_pairs(cls, keys: np.ndarray, items: np.ndarray, max_items_per_gram: int) -> "GramTable":
-        """Build from (gram hash, item) pairs; drops repeats and grams held by too many items."""
-        order = np.lexsort((items, keys))
-        keys, items = keys[order], items[order]
-        distinct = np.ones(len(keys), dtype=bool)
-        distinct[1:] = (keys[1:] != keys[:-1]) | (items[1:] != items[:-1])
-        keys, items = keys[distinct], items[distinct]
+    def build(cls, exact: "_Grams", masked: "_Grams", max_items_per_gram: int) -> "GramTable":
+        """Drops repeats and grams held by too many items, in each variant, then merges the variants."""
+        exact, masked = exact.held_by_few(max_items_per_gram), masked.held_by_few(max_items_per_gram)
+        keys = np.concatenate((exact.keys, masked.keys))
+        slots = np.concatenate((2 * exact.items + _EXACT, 2 * masked.items + _MASKED)).astype(np.int32)
+        order = np.argsort(keys, kind="stable")
+        keys, slots = keys[order], slots[order]
         key_starts = _run_starts(keys)
-        unique_keys, counts = keys[key_starts], np.diff(np.append(key_starts, len(keys)))
-        kept_per_key = counts <= max_items_per_gram
-        kept = np.repeat(kept_per_key, counts)
-        offsets = np.zeros(int(kept_per_key.sum()) + 1, dtype=np.int64)
-        np.cumsum(counts[kept_per_key], out=offsets[1:])
-        return cls(keys=unique_keys[kept_per_key], offsets=offsets, items=items[kept].astype(np.int32))
+        offsets = np.append(key_starts, len(keys)).astype(np.int64)
+        presence = _presence_words(np.concatenate((masked.masked, masked.prefixes, exact.masked, exact.prefixes)))
+        return cls(keys=keys[key_starts], offsets=offsets, slots=slots, presence=presence)
 
-    def might_contain(self, hashes: np.ndarray) -> np.ndarray:
-        """False where a hash is surely not a key; True for keys and ~1% of the others."""
-        prefixes = hashes >> np.uint64(64 - _PRESENCE_BITS)
-        bits = self.presence[prefixes >> np.uint64(3)] >> (prefixes & np.uint64(7)).astype(np.uint8)
-        return (bits & 1).astype(bool)
+    def might_hold(self, masked: np.ndarray) -> np.ndarray:
+        """False where a masked hash is surely no key's, whole or prefix; True where it is, and rarely elsewhere."""
+        words, masks = _probe(masked, len(self.presence))
+        return (self.presence.take(words) & masks) == masks
 
-    def lookup(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For unique ``queries``: one (query position, item) pair per item under each found key."""
+    def find(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The queries that are keys: their positions in ``queries`` and in ``keys``."""
         if len(self.keys) == 0:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32)
-        slots = np.searchsorted(self.keys, queries)
-        found = self.keys[np.minimum(slots, len(self.keys) - 1)] == queries
-        query_positions, slots = np.flatnonzero(found), slots[found]
-        starts = self.offsets[slots]
-        counts = self.offsets[slots + 1] - starts
-        run_starts = np.repeat(starts - (np.cumsum(counts) - counts), counts)
-        return np.repeat(query_positions, counts), self.items[run_starts + np.arange(int(counts.sum()))]
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        positions = np.minimum(np.searchsorted(self.keys, queries), len(self.keys) - 1)
+        found = (self.keys.take(positions) == queries).nonzero()[0]
+        return found, positions[found]
 
-    def grams_per_item(self, item_count: int) -> np.ndarray:
-        """Number of distinct indexed grams of each item: the denominator of its fraction."""
-        return np.bincount(self.items, minlength=item_count).astype(np.int32)
+    def holders(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For key positions: one (index in ``keys``, slot) pair per holder of each."""
+        starts = self.offsets[keys]
+        counts = self.offsets[keys + 1] - starts
+        run_starts = np.repeat(starts - (np.cumsum(counts) - counts), counts)
+        return np.repeat(np.arange(len(keys)), counts), self.slots[run_starts + np.arange(int(counts.sum()))]
+
+    def grams_per_slot(self, item_count: int) -> np.ndarray:
+        """Number of distinct indexed grams of each (item, variant): the denominator of a fraction."""
+        return np.bincount(self.slots, minlength=2 * item_count)
 
     @property
     def nbytes(self) -> int:
-        return self.keys.nbytes + self.offsets.nbytes + self.items.nbytes + self.presence.nbytes
+        return self.keys.nbytes + self.offsets.nbytes + self.slots.nbytes + self.presence.nbytes
 
 
-def _presence_bits(keys: np.ndarray) -> np.ndarray:
-    """Packed bits, one per value of the top ``_PRESENCE_BITS`` bits, set where a key has it.
+def _probe_masks() -> np.ndarray:
+    """Words with ``_PROBE_BITS`` of 64 bits set, one per mask index, spread evenly over all such words.
 
-    ``keys`` are sorted, so keys sharing a byte of the bit array are adjacent.
+    Mask i is the set of bits ranked i * C(64, k) / 2**12 in colexicographic order,
+    unranked greedily: its highest bit is the largest c with C(c, k) <= rank, and so on.
     """
-    prefixes = keys >> np.uint64(64 - _PRESENCE_BITS)
-    byte_of_key = prefixes >> np.uint64(3)
-    bit_of_key = np.left_shift(1, prefixes & np.uint64(7)).astype(np.uint8)
-    presence = np.zeros(1 << (_PRESENCE_BITS - 3), dtype=np.uint8)
-    group_starts = _run_starts(byte_of_key)
-    if len(group_starts):
-        presence[byte_of_key[group_starts]] = np.bitwise_or.reduceat(bit_of_key, group_starts)
+    count = 1 << _PROBE_MASK_BITS
+    ranks = np.arange(count, dtype=np.int64) * math.comb(64, _PROBE_BITS) // count
+    masks = np.zeros(count, dtype=np.uint64)
+    for k in range(_PROBE_BITS, 0, -1):
+        combinations = np.array([math.comb(c, k) for c in range(64)], dtype=np.int64)
+        bits = np.searchsorted(combinations, ranks, side="right") - 1
+        ranks -= combinations[bits]
+        masks |= np.uint64(1) << bits.astype(np.uint64)
+    return masks
+
+
+_PROBE_MASKS = _probe_masks()
+
+
+def _probe(hashes: np.ndarray, word_count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The filter word of each hash (its top bits) and the bits it needs there (from the bits below those)."""
+    word_bits = word_count.bit_length() - 1
+    words = hashes >> np.uint64(64 - word_bits)
+    mask_index = (hashes >> np.uint64(64 - word_bits - _PROBE_MASK_BITS)) & np.uint64((1 << _PROBE_MASK_BITS) - 1)
+    return words, _PROBE_MASKS.take(mask_index)
+
+
+def _presence_words(hashes: np.ndarray) -> np.ndarray:
+    """A blocked Bloom filter: each hash sets ``_PROBE_BITS`` bits in one 64-bit word.
+
+    Testing a hash is then one memory access and six array operations, which matters
+    as much as the false positive rate at a few hundred grams a document.
+    """
+    distinct = np.sort(hashes)
+    distinct = distinct[_run_starts(distinct)]
+    word_count = 1 << max(10, int(len(distinct) * _PRESENCE_BITS_PER_HASH // 64 - 1).bit_length())
+    presence = np.zeros(word_count, dtype=np.uint64)
+    np.bitwise_or.at(presence, *_probe(distinct, word_count))
     return presence
 
 
@@ -304,6 +443,102 @@ def _run_starts(values: np.ndarray) -> np.ndarray:
     if len(values) == 0:
         return np.empty(0, dtype=np.int64)
     return np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+
+
+@dataclass(frozen=True)
+class _Grams:
+    """Indexed grams of one variant, each with the item holding it and its masked hashes (whole and first tokens)."""
+
+    keys: np.ndarray
+    items: np.ndarray
+    masked: np.ndarray
+    prefixes: np.ndarray
+
+    def select(self, kept: np.ndarray) -> "_Grams":
+        return _Grams(self.keys[kept], self.items[kept], self.masked[kept], self.prefixes[kept])
+
+    def held_by_few(self, max_items: int) -> "_Grams":
+        """One entry per (gram, item), keeping only grams held by at most ``max_items`` items.
+
+        Grams come in item order (as ``_item_grams`` makes them), so a stable sort by
+        hash orders them by (hash, item).
+        """
+        grams = self.select(np.argsort(self.keys, kind="stable"))
+        distinct = np.ones(len(grams.keys), dtype=bool)
+        distinct[1:] = (grams.keys[1:] != grams.keys[:-1]) | (grams.items[1:] != grams.items[:-1])
+        grams = grams.select(distinct)
+        key_starts = _run_starts(grams.keys)
+        counts = np.diff(np.append(key_starts, len(grams.keys)))
+        return grams.select(np.repeat(counts <= max_items, counts))
+
+    @staticmethod
+    def concatenate(parts: Sequence["_Grams"]) -> "_Grams":
+        names = ("keys", "items", "masked", "prefixes")
+        return _Grams(*(np.concatenate([getattr(part, name) for part in parts]) for name in names))
+
+
+_BUILD_BATCH_CHARACTERS = _CACHED_POWERS // 2  # keeps a batch's powers in the cached tables
+
+
+def _item_grams(texts: Sequence[str], n: int) -> tuple[_Grams, _Grams, list[int]]:
+    """Exact and masked grams of every item, and the gram lengths used.
+
+    An item's grams are of length n, or of its token count when that is shorter. Items
+    are tokenized in batches: their folded texts joined by newlines, which no token spans.
+    """
+    folded = [_fold(text) for text in texts]
+    gram_length = np.zeros(len(texts), dtype=np.int64)
+    batches = []
+    for first, last in _batches(folded, _BUILD_BATCH_CHARACTERS):
+        tokens = _Tokens.of("\n".join(folded[first:last]))
+        text_ends = np.cumsum([len(text) + 1 for text in folded[first:last]])
+        item = np.searchsorted(text_ends, tokens.starts, side="right")
+        gram_length[first:last] = np.minimum(n, np.bincount(item, minlength=last - first))
+        batches.append((tokens, item, first))
+    gram_lengths = sorted(set(gram_length[gram_length > 0].tolist()))
+    if not gram_lengths:
+        hashes, items = np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int64)
+        empty = _Grams(hashes, items, hashes, hashes)
+        return empty, empty, []
+    parts = [_batch_grams(tokens, item, first, gram_length, gram_lengths[0]) for tokens, item, first in batches]
+    return _Grams.concatenate([p[0] for p in parts]), _Grams.concatenate([p[1] for p in parts]), gram_lengths
+
+
+def _batches(texts: Sequence[str], max_characters: int) -> Iterable[tuple[int, int]]:
+    """Consecutive index ranges of ``texts`` of about ``max_characters`` each (at least one text)."""
+    first, size = 0, 0
+    for i, text in enumerate(texts):
+        if size and size + len(text) > max_characters:
+            yield first, i
+            first, size = i, 0
+        size += len(text) + 1
+    if first < len(texts):
+        yield first, len(texts)
+
+
+def _batch_grams(
+    tokens: _Tokens, item: np.ndarray, first_item: int, gram_length: np.ndarray, prefix_length: int
+) -> tuple[_Grams, _Grams]:
+    """The grams of one batch; ``item`` is each token's item counted from ``first_item``, in order."""
+    item_end = np.cumsum(np.bincount(item))
+    lengths = gram_length[item + first_item]
+    starts = np.flatnonzero(np.arange(len(item)) + lengths <= item_end[item])
+    lengths, items = lengths[starts], item[starts] + first_item
+    masked_hasher = _GramHasher(tokens.masked_hashes())
+    masked, prefixes = masked_hasher.at(starts, lengths), masked_hasher.prefixes_at(starts, prefix_length)
+    exact_grams = _Grams(_GramHasher(tokens.hashes).at(starts, lengths), items, masked, prefixes)
+    masked_grams = _Grams(masked, items, masked, prefixes)
+    return exact_grams, masked_grams.select(_word_majority(tokens.is_number, starts, lengths))
+
+
+def _word_majority(is_number: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """For each gram: are at least half of its tokens words?
+
+    A masked gram made mostly of placeholders ("<num> + <num> = <num> ...") would match
+    any run of numbers in a document, so the masked variant keeps only the others.
+    """
+    words = np.concatenate(([0], np.cumsum(~is_number)))
+    return 2 * (words[starts + lengths] - words[starts]) >= lengths
 
 
 # --- matches and the index -----------------------------------------------------------
@@ -315,6 +550,10 @@ class ItemMatch:
     item_id: int
     exact_fraction: float
     masked_fraction: float
+
+    @property
+    def strength(self) -> float:
+        return max(self.exact_fraction, self.masked_fraction)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -338,53 +577,27 @@ class Redaction:
 
 
 @dataclass(frozen=True)
-class _VariantHits:
-    """Where one variant (exact or masked) of a document hits the index.
+class _Hits:
+    """The indexed grams a document holds.
 
-    Grams are kept only where the table might hold them; hits are (unique hash, item)
-    pairs, so an item's count is of its distinct grams, as its total is.
+    One entry per gram found (at a position, of a length, in either variant) and the
+    distinct key it is; holders are (distinct key, slot) pairs, so a slot's count is of
+    its distinct grams, as its total is.
     """
 
-    gram_starts: np.ndarray  # first token of each kept gram
+    gram_starts: np.ndarray
     gram_lengths: np.ndarray
-    gram_hash: np.ndarray  # kept gram -> position in unique_hashes
-    unique_hashes: np.ndarray
-    hit_hash: np.ndarray  # position in unique_hashes, one per (hash, item) hit
-    hit_item: np.ndarray
-    item_ids: np.ndarray  # items with at least one hit, sorted
-    fractions: np.ndarray  # aligned with item_ids
+    gram_key: np.ndarray  # position among the distinct keys found
+    holder_key: np.ndarray  # position among the distinct keys found, one per holder
+    holder_slot: np.ndarray
 
 
-def _document_grams(token_hashes: np.ndarray, lengths: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Hash, first token and length of every gram of each of ``lengths`` in a document."""
-    hasher = GramHasher(token_hashes)
-    per_length = [hasher.grams(length) for length in lengths]
-    sizes = [len(hashes) for hashes in per_length]
-    hashes = np.concatenate([np.empty(0, dtype=np.uint64), *per_length])
-    starts = np.concatenate([np.empty(0, dtype=np.int64), *map(np.arange, sizes)])
-    return hashes, starts, np.repeat(np.asarray(lengths, dtype=np.int64), sizes)
-
-
-def _variant_hits(table: GramTable, totals: np.ndarray, token_hashes: np.ndarray, lengths: Sequence[int]) -> _VariantHits:
-    hashes, starts, gram_lengths = _document_grams(token_hashes, lengths)
-    kept = table.might_contain(hashes)
-    unique_hashes, gram_hash = np.unique(hashes[kept], return_inverse=True)
-    hit_hash, hit_item = table.lookup(unique_hashes)
-    item_ids, counts = np.unique(hit_item, return_counts=True)
-    return _VariantHits(
-        gram_starts=starts[kept],
-        gram_lengths=gram_lengths[kept],
-        gram_hash=gram_hash,
-        unique_hashes=unique_hashes,
-        hit_hash=hit_hash,
-        hit_item=hit_item,
-        item_ids=item_ids,
-        fractions=counts / totals[item_ids],
-    )
+_EMPTY = np.empty(0, dtype=np.int64)
+_NO_HITS = _Hits(_EMPTY, _EMPTY, _EMPTY, _EMPTY, _EMPTY)
 
 
 class ContaminationIndex:
-    """Exact and number-masked gram tables over the items of several benchmarks."""
+    """One gram table of both variants over the items of several benchmarks."""
 
     def __init__(
         self,
@@ -392,19 +605,21 @@ class ContaminationIndex:
         benchmarks: Sequence[str],
         item_benchmark: np.ndarray,
         item_ids: np.ndarray,
-        exact: GramTable,
-        masked: GramTable,
+        table: GramTable,
         gram_lengths: Sequence[int],
+        row_problems: Mapping[str, Sequence[str]] | None = None,
+        spec_hash: str = "",
     ):
         self.n = n
         self.benchmarks = tuple(benchmarks)
         self.item_benchmark = item_benchmark
         self.item_ids = item_ids
-        self.exact = exact
-        self.masked = masked
+        self.table = table
         self.gram_lengths = tuple(int(length) for length in gram_lengths)
-        self._exact_totals = exact.grams_per_item(len(item_ids))
-        self._masked_totals = masked.grams_per_item(len(item_ids))
+        self.row_problems = {name: list((row_problems or {}).get(name, ())) for name in self.benchmarks}
+        self.spec_hash = spec_hash
+        self._totals = table.grams_per_slot(len(item_ids))
+        self._lengths = np.array(self.gram_lengths, dtype=np.int64)
 
     # building
 
@@ -415,29 +630,21 @@ class ContaminationIndex:
         n: int = DEFAULT_N,
         max_items_per_gram: int = DEFAULT_MAX_ITEMS_PER_GRAM,
     ) -> "ContaminationIndex":
-        if n < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
+        """Index the items of ``benchmarks``; their malformed rows are kept as ``row_problems``."""
+        if not 1 <= n <= MAX_GRAM_LENGTH:
+            raise ValueError(f"n must be between 1 and {MAX_GRAM_LENGTH}, got {n}")
         names = [benchmark.name for benchmark in benchmarks]
         if len(set(names)) != len(names):
             raise ValueError(f"benchmark names must be unique, got {names}")
-        exact_grams, masked_grams, lengths = [], [], set()
-        for benchmark in benchmarks:
-            for item in benchmark.items:
-                exact, masked, length = _item_grams(item.text, n)
-                exact_grams.append(exact)
-                masked_grams.append(masked)
-                lengths.add(length)
-        item_benchmark = np.repeat(np.arange(len(benchmarks), dtype=np.int16), [len(b.items) for b in benchmarks])
-        item_ids = np.array([item.item_id for b in benchmarks for item in b.items], dtype=np.int64)
-        lengths.discard(0)
+        exact, masked, gram_lengths = _item_grams([item.text for b in benchmarks for item in b.items], n)
         return cls(
             n=n,
             benchmarks=names,
-            item_benchmark=item_benchmark,
-            item_ids=item_ids,
-            exact=_table_of(exact_grams, max_items_per_gram),
-            masked=_table_of(masked_grams, max_items_per_gram),
-            gram_lengths=sorted(lengths),
+            item_benchmark=np.repeat(np.arange(len(benchmarks), dtype=np.int16), [len(b.items) for b in benchmarks]),
+            item_ids=np.array([item.item_id for b in benchmarks for item in b.items], dtype=np.int64),
+            table=GramTable.build(exact, masked, max_items_per_gram),
+            gram_lengths=gram_lengths,
+            row_problems={b.name: [str(problem) for problem in b.problems] for b in benchmarks},
         )
 
     # persistence
@@ -454,49 +661,60 @@ class ContaminationIndex:
         return path
 
     def _arrays(self) -> dict[str, np.ndarray]:
+        problems = [(i, text) for i, name in enumerate(self.benchmarks) for text in self.row_problems[name]]
         return {
             "format_version": np.array(INDEX_FORMAT_VERSION),
+            "spec_hash": np.array(self.spec_hash),
             "n": np.array(self.n),
             "benchmarks": np.array(self.benchmarks, dtype=np.str_),
             "item_benchmark": self.item_benchmark,
             "item_ids": self.item_ids,
             "gram_lengths": np.array(self.gram_lengths, dtype=np.int64),
-            **{f"exact_{name}": getattr(self.exact, name) for name in ("keys", "offsets", "items")},
-            **{f"masked_{name}": getattr(self.masked, name) for name in ("keys", "offsets", "items")},
+            "problem_benchmark": np.array([i for i, _ in problems], dtype=np.int16),
+            "problem_text": np.array([text for _, text in problems], dtype=np.str_),
+            **{name: getattr(self.table, name) for name in ("keys", "offsets", "slots", "presence")},
         }
 
     @classmethod
     def load(cls, path: str | Path) -> "ContaminationIndex":
-        path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {name: archive[name] for name in archive.files}
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{path}: cannot read contamination index: {exc}") from exc
-        version = int(arrays.get("format_version", -1))
-        if version != INDEX_FORMAT_VERSION:
-            raise ValueError(f"{path}: index format version {version}, expected {INDEX_FORMAT_VERSION}; rebuild it")
+        arrays = _read_arrays(path)
         try:
             return cls._from_arrays(arrays)
         except KeyError as exc:
             raise ValueError(f"{path}: not a contamination index, no array {exc}") from exc
 
+    @staticmethod
+    def stored_spec_hash(path: str | Path) -> str | None:
+        """The spec hash saved in the index file at ``path``; None if there is no readable index there."""
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                if int(archive["format_version"]) != INDEX_FORMAT_VERSION:
+                    return None
+                return str(archive["spec_hash"])
+        except (OSError, ValueError, KeyError):
+            return None
+
     @classmethod
     def _from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> "ContaminationIndex":
+        benchmarks = [str(name) for name in arrays["benchmarks"]]
+        row_problems: dict[str, list[str]] = {}
+        for i, text in zip(arrays["problem_benchmark"].tolist(), arrays["problem_text"].tolist()):
+            row_problems.setdefault(benchmarks[i], []).append(text)
         return cls(
             n=int(arrays["n"]),
-            benchmarks=[str(name) for name in arrays["benchmarks"]],
+            benchmarks=benchmarks,
             item_benchmark=arrays["item_benchmark"],
             item_ids=arrays["item_ids"],
-            exact=GramTable(arrays["exact_keys"], arrays["exact_offsets"], arrays["exact_items"]),
-            masked=GramTable(arrays["masked_keys"], arrays["masked_offsets"], arrays["masked_items"]),
+            table=GramTable(arrays["keys"], arrays["offsets"], arrays["slots"], arrays["presence"]),
             gram_lengths=arrays["gram_lengths"].tolist(),
+            row_problems=row_problems,
+            spec_hash=str(arrays["spec_hash"]),
         )
 
     @property
     def nbytes(self) -> int:
         """Memory held by the index arrays."""
-        return self.exact.nbytes + self.masked.nbytes + self.item_benchmark.nbytes + self.item_ids.nbytes
+        return self.table.nbytes + self.item_benchmark.nbytes + self.item_ids.nbytes + self._totals.nbytes
 
     def item_count(self, benchmark: str) -> int:
         return int(np.count_nonzero(self.item_benchmark == self.benchmarks.index(benchmark)))
@@ -505,101 +723,117 @@ class ContaminationIndex:
 
     def match(self, text: str, threshold: float = DEFAULT_THRESHOLD) -> list[ItemMatch]:
         """Items whose exact or masked fraction in ``text`` reaches ``threshold``."""
-        _check_threshold(threshold)
-        exact_hashes, masked_hashes = token_hashes(tokenize(text))
-        return self._matches(self._hits(exact_hashes, masked_hashes), threshold)
+        validate_threshold(threshold)
+        items, fractions = self._matched(self._hits(_Tokens.of(_fold(text))), threshold)
+        return self._item_matches(items, fractions)
 
     def redact(self, text: str, threshold: float = DEFAULT_THRESHOLD, marker: str = "") -> Redaction:
         """``text`` with the grams of matched items replaced by ``marker`` (removed by default)."""
-        _check_threshold(threshold)
-        tokens, starts, ends = tokenize_with_spans(text)
-        hits = self._hits(*token_hashes(tokens))
-        matches = self._matches(hits, threshold)
+        validate_threshold(threshold)
+        folded, first, last = _fold_with_sources(text)
+        tokens = _Tokens.of(folded)
+        hits = self._hits(tokens)
+        items, fractions = self._matched(hits, threshold)
+        matches = self._item_matches(items, fractions)
         if not matches:
             return Redaction(text=text, matches=matches, removed_chars=0)
-        matched_items = self._matched_items(hits, threshold)
-        covered = _covered_tokens(hits, matched_items, len(tokens))
-        return _cut_spans(text, _token_runs(covered, starts, ends, self.n), marker, matches)
+        covered = _covered_tokens(hits, np.array(items), len(tokens.hashes))
+        spans = _token_runs(covered, first[tokens.starts], last[tokens.ends - 1], self.n)
+        return _cut_spans(text, spans, marker, matches)
 
-    def _hits(self, exact_hashes: np.ndarray, masked_hashes: np.ndarray) -> tuple[_VariantHits, _VariantHits]:
-        return (
-            _variant_hits(self.exact, self._exact_totals, exact_hashes, self.gram_lengths),
-            _variant_hits(self.masked, self._masked_totals, masked_hashes, self.gram_lengths),
-        )
+    def _hits(self, tokens: _Tokens) -> _Hits:
+        """Candidate positions and grams from the presence filter, then an exact lookup of the grams that pass."""
+        count = len(tokens.hashes)
+        if not self.gram_lengths or count < self.gram_lengths[0]:
+            return _NO_HITS
+        has_numbers = bool(tokens.is_number.any())
+        masked = _GramHasher(tokens.masked_hashes() if has_numbers else tokens.hashes)
+        candidates = self.table.might_hold(masked.prefixes_everywhere(self.gram_lengths[0])).nonzero()[0]
+        if len(candidates) == 0:
+            return _NO_HITS
+        starts, lengths = self._grams_at(candidates, count)
+        masked_grams = masked.at(starts, lengths)
+        passed = self.table.might_hold(masked_grams).nonzero()[0]
+        if len(passed) == 0:
+            return _NO_HITS
+        starts, lengths, queries = starts[passed], lengths[passed], masked_grams[passed]
+        if has_numbers:  # the exact grams, after the masked ones
+            queries = np.concatenate((queries, _GramHasher(tokens.hashes).at(starts, lengths)))
+            starts, lengths = np.concatenate((starts, starts)), np.concatenate((lengths, lengths))
+        return self._lookup(starts, lengths, queries)
 
-    def _matched_items(self, hits: tuple[_VariantHits, _VariantHits], threshold: float) -> np.ndarray:
-        exact, masked = hits
-        return np.union1d(exact.item_ids[exact.fractions >= threshold], masked.item_ids[masked.fractions >= threshold])
+    def _lookup(self, starts: np.ndarray, lengths: np.ndarray, queries: np.ndarray) -> _Hits:
+        """The grams among ``queries`` that are keys, and the holders of those keys.
 
-    def _matches(self, hits: tuple[_VariantHits, _VariantHits], threshold: float) -> list[ItemMatch]:
-        exact, masked = hits
-        matched = self._matched_items(hits, threshold)
-        exact_fractions = _fractions_for(matched, exact)
-        masked_fractions = _fractions_for(matched, masked)
+        Sorted queries make the binary searches share their first steps, and so their
+        cache misses.
+        """
+        distinct, query_of = np.unique(queries, return_inverse=True)
+        found, keys = self.table.find(distinct)
+        if len(found) == 0:
+            return _NO_HITS
+        key_of = np.full(len(distinct), -1)
+        key_of[found] = np.arange(len(found))
+        gram_key = key_of[query_of]
+        is_key = gram_key >= 0
+        holder_key, holder_slot = self.table.holders(keys)
+        return _Hits(starts[is_key], lengths[is_key], gram_key[is_key], holder_key, holder_slot)
+
+    def _grams_at(self, candidates: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Start and length of a gram of every indexed length at each candidate, where it fits in ``count`` tokens."""
+        starts = np.repeat(candidates, len(self._lengths))
+        ends = (candidates[:, None] + self._lengths).ravel()
+        if ends[-1] > count:  # the last candidate's longest gram ends last
+            fits = ends <= count
+            starts, ends = starts[fits], ends[fits]
+        return starts, ends - starts
+
+    def _matched(self, hits: _Hits, threshold: float) -> tuple[list[int], dict[int, float]]:
+        """Items reaching ``threshold`` in either variant, and the fraction of every slot hit."""
+        if len(hits.holder_slot) == 0:
+            return [], {}
+        slots, counts = np.unique(hits.holder_slot, return_counts=True)
+        fractions = dict(zip(slots.tolist(), (counts / self._totals[slots]).tolist()))
+        return sorted({slot // 2 for slot, fraction in fractions.items() if fraction >= threshold}), fractions
+
+    def _item_matches(self, items: list[int], fractions: Mapping[int, float]) -> list[ItemMatch]:
         return [
             ItemMatch(
                 benchmark=self.benchmarks[self.item_benchmark[item]],
                 item_id=int(self.item_ids[item]),
-                exact_fraction=round(float(exact_fraction), 4),
-                masked_fraction=round(float(masked_fraction), 4),
+                exact_fraction=round(fractions.get(2 * item + _EXACT, 0.0), 4),
+                masked_fraction=round(fractions.get(2 * item + _MASKED, 0.0), 4),
             )
-            for item, exact_fraction, masked_fraction in zip(matched, exact_fractions, masked_fractions)
+            for item in items
         ]
 
 
-def _check_threshold(threshold: float) -> None:
+def validate_threshold(threshold: float) -> None:
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
 
 
-def _item_grams(text: str, n: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Exact and masked gram hashes of one item, and the gram length used (n, or fewer for a short item)."""
-    exact_hashes, masked_hashes = token_hashes(tokenize(text))
-    length = min(n, len(exact_hashes))
-    if length == 0:
-        return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.uint64), 0
-    exact = GramHasher(exact_hashes).grams(length)
-    masked = GramHasher(masked_hashes).grams(length)
-    mostly_words = _word_majority(exact_hashes != masked_hashes, length)
-    return np.unique(exact), np.unique(masked[mostly_words]), length
+def _read_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read contamination index: {exc}") from exc
+    version = int(arrays.get("format_version", -1))
+    if version != INDEX_FORMAT_VERSION:
+        raise ValueError(f"{path}: index format version {version}, expected {INDEX_FORMAT_VERSION}; rebuild it")
+    return arrays
 
 
-def _word_majority(is_number: np.ndarray, length: int) -> np.ndarray:
-    """For each gram of ``length`` tokens: are at least half of its tokens words?
-
-    A masked gram made mostly of placeholders ("<num> + <num> = <num> ...") would match
-    any run of numbers in a document, so the masked table keeps only the others.
-    """
-    words = np.concatenate(([0], np.cumsum(~is_number)))
-    return 2 * (words[length:] - words[:-length]) >= length
-
-
-def _table_of(item_grams: list[np.ndarray], max_items_per_gram: int) -> GramTable:
-    keys = np.concatenate(item_grams) if item_grams else np.empty(0, dtype=np.uint64)
-    items = np.repeat(np.arange(len(item_grams), dtype=np.int32), [len(grams) for grams in item_grams])
-    return GramTable.from_pairs(keys, items, max_items_per_gram)
-
-
-def _fractions_for(items: np.ndarray, hits: _VariantHits) -> np.ndarray:
-    """Fractions of ``items`` in one variant, 0 where that variant has no hit."""
-    fractions = np.zeros(len(items))
-    slots = np.searchsorted(hits.item_ids, items)
-    present = slots < len(hits.item_ids)
-    present[present] = hits.item_ids[slots[present]] == items[present]
-    fractions[present] = hits.fractions[slots[present]]
-    return fractions
-
-
-def _covered_tokens(hits: tuple[_VariantHits, _VariantHits], matched_items: np.ndarray, token_count: int) -> np.ndarray:
+def _covered_tokens(hits: _Hits, matched_items: np.ndarray, token_count: int) -> np.ndarray:
     """Boolean mask of tokens inside any gram (either variant) of a matched item."""
+    matched_key = np.zeros(int(hits.gram_key.max()) + 1, dtype=bool)
+    matched_key[hits.holder_key[np.isin(hits.holder_slot // 2, matched_items)]] = True
+    gram_matched = matched_key[hits.gram_key]
+    starts = hits.gram_starts[gram_matched]
     coverage = np.zeros(token_count + 1, dtype=np.int64)
-    for variant in hits:
-        matched_hash = np.zeros(len(variant.unique_hashes), dtype=bool)
-        matched_hash[variant.hit_hash[np.isin(variant.hit_item, matched_items)]] = True
-        gram_matched = matched_hash[variant.gram_hash]
-        starts = variant.gram_starts[gram_matched]
-        np.add.at(coverage, starts, 1)
-        np.add.at(coverage, starts + variant.gram_lengths[gram_matched], -1)
+    np.add.at(coverage, starts, 1)
+    np.add.at(coverage, starts + hits.gram_lengths[gram_matched], -1)
     return np.cumsum(coverage[:-1]) > 0
 
 
@@ -607,7 +841,7 @@ def _token_runs(covered: np.ndarray, starts: np.ndarray, ends: np.ndarray, min_g
     """Character spans of the runs of covered tokens, joining runs less than ``min_gap`` tokens apart.
 
     A gap shorter than a gram cannot be checked against the index, and in a copy it is
-    typically a number-heavy stretch the masked table leaves out; it goes with the copy.
+    typically a number-heavy stretch the masked variant leaves out; it goes with the copy.
     """
     edges = np.diff(np.concatenate(([0], covered.astype(np.int8), [0])))
     first = np.flatnonzero(edges == 1)
@@ -638,17 +872,22 @@ class ContaminationReport:
     """Which items of each benchmark were found anywhere in a corpus; merge across ranks.
 
     ``found`` holds item ids, so merging the reports of several workers counts an item
-    found by two of them once.
+    found by two of them once. ``row_problems`` are the index's malformed benchmark
+    rows, the same in every rank's report.
     """
 
     items_total: dict[str, int]
     found: dict[str, set[int]] = field(default_factory=dict)
     documents: int = 0
     contaminated_documents: dict[str, int] = field(default_factory=dict)
+    row_problems: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def for_index(cls, index: ContaminationIndex) -> "ContaminationReport":
-        return cls(items_total={name: index.item_count(name) for name in index.benchmarks})
+        return cls(
+            items_total={name: index.item_count(name) for name in index.benchmarks},
+            row_problems={name: list(problems) for name, problems in index.row_problems.items()},
+        )
 
     def add(self, matches: Iterable[ItemMatch]) -> None:
         """Count one document and its matches."""
@@ -664,7 +903,7 @@ class ContaminationReport:
             raise ValueError(
                 f"cannot merge reports of different indexes: {self.items_total} vs {other.items_total}"
             )
-        merged = ContaminationReport(items_total=dict(self.items_total))
+        merged = ContaminationReport(items_total=dict(self.items_total), row_problems=dict(self.row_problems))
         merged.documents = self.documents + other.documents
         for name in self.items_total:
             merged.found[name] = self.found.get(name, set()) | other.found.get(name, set())
@@ -673,13 +912,14 @@ class ContaminationReport:
         return merged
 
     def summary(self) -> dict[str, dict[str, float]]:
-        """Per benchmark: items, items found, the fraction found, contaminated documents."""
+        """Per benchmark: items, items found, the fraction found, contaminated documents, malformed rows."""
         return {
             name: {
                 "items": total,
                 "items_found": len(self.found.get(name, ())),
                 "fraction_found": len(self.found.get(name, ())) / total if total else 0.0,
                 "documents": self.contaminated_documents.get(name, 0),
+                "malformed_rows": len(self.row_problems.get(name, ())),
             }
             for name, total in self.items_total.items()
         }
@@ -690,6 +930,7 @@ class ContaminationReport:
             "found": {name: sorted(ids) for name, ids in self.found.items()},
             "documents": self.documents,
             "contaminated_documents": self.contaminated_documents,
+            "row_problems": self.row_problems,
         }
 
     @classmethod
@@ -699,6 +940,7 @@ class ContaminationReport:
             found={str(k): {int(i) for i in ids} for k, ids in data["found"].items()},
             documents=int(data["documents"]),
             contaminated_documents={str(k): int(v) for k, v in data["contaminated_documents"].items()},
+            row_problems={str(k): [str(p) for p in problems] for k, problems in data["row_problems"].items()},
         )
 
     def write_json(self, path: str | Path) -> None:

@@ -7,9 +7,12 @@
 
 from pathlib import Path
 
-from classifiers.domain import DomainParams, train_domain
+import json
+
+from classifiers.benchmarks import parse_benchmark_config
+from classifiers.contamination_step import ContaminationStep, build_index_file, merge_reports
+from classifiers.domain import DomainParams, DomainStep, train_domain
 from classifiers.quality import QualityParams, QualityStep, train_quality
-from classifiers.domain import DomainStep
 from pipelines.config import ConfigError, PipelineConfig
 from pipelines.run import RunDir
 from pipelines.sql import connect
@@ -68,6 +71,41 @@ def train_classifiers(config: PipelineConfig, run: RunDir) -> list[Path]:
     return reports
 
 
+def contamination_dir(run: RunDir) -> Path:
+    return run.stage_dir("classify") / "_contamination"
+
+
+def benchmark_specs(config: PipelineConfig, run: RunDir) -> list:
+    entries = [b.model_dump() | {"path": b.path.replace("{run_dir}", str(run.path))} for b in config.classify.contamination.benchmarks]
+    return parse_benchmark_config(entries)
+
+
+def contamination_step(config: PipelineConfig, run: RunDir, removed) -> ContaminationStep:
+    """The benchmark index is built once, in the driver, before the ranks load it."""
+    section = config.classify.contamination
+    try:
+        index = build_index_file(benchmark_specs(config, run), contamination_dir(run) / "index.npz", n=section.n)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"classify.contamination.benchmarks: {err}") from None
+    return ContaminationStep(
+        index, contamination_dir(run) / "reports", action=section.action,
+        removed=removed if section.action != "annotate" else None, threshold=section.threshold,
+    )
+
+
+def contamination_report(config: PipelineConfig, run: RunDir) -> dict:
+    """After the stage: items of each benchmark found in the corpus, as a report and the `contamination` view's rows."""
+    if not config.classify.contamination:
+        return {}
+    merged = merge_reports(contamination_dir(run) / "reports")
+    (contamination_dir(run) / "report.json").write_text(json.dumps(merged, indent=1, sort_keys=True))
+    with open(contamination_dir(run) / "benchmarks.jsonl", "w") as rows:
+        for row in merged["benchmarks"]:
+            rows.write(json.dumps(row) + "\n")
+    summary = {row["benchmark"]: {k: row[k] for k in ("items", "items_found", "documents")} for row in merged["benchmarks"]}
+    return {"contamination": summary, "benchmark_row_problems": len(merged["row_problems"])}
+
+
 def classifier_steps(config: PipelineConfig, run: RunDir, removed) -> list:
     section = config.classify
     steps = []
@@ -84,4 +122,6 @@ def classifier_steps(config: PipelineConfig, run: RunDir, removed) -> list:
         else:
             sample = [r[0] for r in rows_from_sql(run, f"SELECT text FROM dedup USING SAMPLE reservoir({q.sample} ROWS) REPEATABLE ({section.seed})", "classify.quality.sample", 1)]
             steps.append(QualityStep.keeping_top_fraction(model, q.top_fraction, sample, removed))
+    if section.contamination:
+        steps.append(contamination_step(config, run, removed))
     return steps

@@ -59,6 +59,9 @@ def connect(run_dir: str | Path) -> duckdb.DuckDBPyConnection:
     for view, path in (("proxies", run.stage_dir("proxies") / "proxies.parquet"), ("mix", run.stage_dir("mix") / "weights.parquet")):
         if path.exists():
             con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet({_file_list([path])})")
+    benchmarks = run.stage_dir("classify") / "_contamination" / "benchmarks.jsonl"
+    if benchmarks.exists() and benchmarks.stat().st_size:
+        con.execute(f"CREATE VIEW contamination AS SELECT * FROM read_json_auto({_file_list([benchmarks])})")
     if run.ledger_path.exists():
         con.execute(f"CREATE VIEW ledger AS SELECT * FROM read_parquet('{run.ledger_path}')")
     return con

@@ -23,7 +23,7 @@ from curation.rephrase.rephraser import RephraserConfig
 from curation.rephrase.step import FixedStyles, QualityRouting, RephraseStep, Selection
 from curation.sources.warc import WarcSource
 from curation.tokenize import DomainTokenizer
-from pipelines.classify import classifier_steps
+from pipelines.classify import classifier_steps, contamination_report
 from pipelines.export import run_export
 from pipelines.tokens import TOKENIZE_READS, prepare_tokenizer, token_counts
 from pipelines.config import ConfigError, PipelineConfig
@@ -253,7 +253,7 @@ STAGES: dict[str, Stage] = {
         Stage("filter", "filter", "ingest", "URL, license, language and Gopher/C4/FineWeb heuristics", plan=plan_filter),
         Stage("dedup", "dedup", "filter", "exact and MinHash near-duplicate removal", plan=plan_dedup),
         Stage("classify", "classify", "dedup", "domain (scikit-learn), quality (fastText) and benchmark contamination",
-              plan=plan_classify),
+              plan=plan_classify, describe=contamination_report),
         Stage("rephrase", "rephrase", REPHRASE_READS, "synthetic rewrites through an OpenAI-compatible LLM endpoint",
               plan=plan_rephrase),
         Stage("tokenize", "tokenize", TOKENIZE_READS, "per-domain token files and a held-out validation slice",

@@ -2,7 +2,8 @@
 
 Benchmark items are planted into otherwise clean documents of Wikipedia lead
 paragraphs in three ways (verbatim, every number changed, only the first half copied)
-and must be found; clean documents must not be flagged.
+and must be found; clean documents (Wikipedia prose, Python standard-library source)
+must not be flagged.
 """
 
 import gzip
@@ -10,7 +11,9 @@ import importlib.metadata
 import json
 import os
 import re
+import sysconfig
 import time
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +42,7 @@ from classifiers.contamination import (
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 BENCHMARK_DIR = SHARED_DATA / "benchmarks"
 MIN_RECALL = 0.95
-MAX_FALSE_POSITIVE_RATE = 0.01
+MAX_FALSE_POSITIVE_RATE = 0.005
 SAMPLE_SIZE = 400
 PROSE_WORDS = 200  # on each side of a planted item
 
@@ -184,11 +187,28 @@ def test_changed_numbers_are_caught_by_the_masked_index(benchmarks, index, parag
     assert np.mean(exact) < 0.5
 
 
+def source_chunks(count: int, words: int, rng: np.random.Generator) -> list[str]:
+    """``count`` runs of whole lines of about ``words`` words from the Python standard library's source."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(path for path in stdlib.rglob("*.py") if "site-packages" not in path.parts)
+    chunks = []
+    while len(chunks) < count:
+        lines = files[rng.integers(len(files))].read_text(errors="replace").splitlines()
+        chunk, total = [], 0
+        for line in lines[rng.integers(max(len(lines), 1)) :]:
+            chunk.append(line)
+            total += len(line.split())
+            if total >= words:
+                chunks.append("\n".join(chunk))
+                break
+    return chunks
+
+
 def test_clean_documents_are_not_flagged(index, paragraphs):
     rng = np.random.default_rng(3)
-    documents = ["\n\n".join(prose(paragraphs, rng, 500)) for _ in range(1000)]
+    documents = ["\n\n".join(prose(paragraphs, rng, 500)) for _ in range(1000)] + source_chunks(1000, 500, rng)
     flagged = [doc for doc in documents if index.match(doc)]
-    assert len(flagged) / len(documents) <= MAX_FALSE_POSITIVE_RATE
+    assert len(flagged) / len(documents) <= MAX_FALSE_POSITIVE_RATE, flagged[:3]
 
 
 def test_short_mmlu_items_match_as_whole_strings(benchmarks, index, paragraphs):
@@ -256,9 +276,8 @@ def test_index_round_trips_through_save_and_load(tmp_path, benchmarks, index, pa
     assert load_seconds < 5
     assert loaded.n == index.n and loaded.benchmarks == index.benchmarks
     assert loaded.gram_lengths == index.gram_lengths
-    for name in ("keys", "offsets", "items"):
-        np.testing.assert_array_equal(getattr(loaded.exact, name), getattr(index.exact, name))
-        np.testing.assert_array_equal(getattr(loaded.masked, name), getattr(index.masked, name))
+    for name in ("keys", "offsets", "slots", "presence"):
+        np.testing.assert_array_equal(getattr(loaded.table, name), getattr(index.table, name))
     rng = np.random.default_rng(17)
     for benchmark in benchmarks.values():
         for item in sample(benchmark.items, rng)[:20]:
@@ -397,6 +416,28 @@ def test_all_formats_give_the_same_items(tmp_path):
 
 
 # --- normalization and short items (no shared data needed) ---------------------------
+
+
+# The specification of a token, which the array tokenizer must follow character for character.
+REFERENCE_TOKEN = re.compile(r"\d+(?:[.,]\d+)*[^\W_]*|[^\W_]+")
+TRICKY_TEXTS = [
+    "a1.5 1.5a.5 1.2.3 1..2.3 _1.5 x.1.5 ab12.5 12,345,678. 2a9.٣2,1 a1.5.7 .5 5. 3,",
+    "5½a9.٣²,½² ﬁ1.2 İ3,4 ΣΑΣ. 80,000m 1.5x.3 1a2.3",
+]
+
+
+def test_tokens_follow_the_reference_pattern(paragraphs):
+    for text in TRICKY_TEXTS + paragraphs[:2000]:
+        folded = unicodedata.normalize("NFKC", text).lower()
+        assert tokenize(text) == REFERENCE_TOKEN.findall(folded), text
+
+
+def test_items_are_found_in_documents_longer_than_the_cached_powers(benchmarks, index, paragraphs):
+    item = benchmarks["gsm8k"].items[0]
+    before = "\n\n".join(paragraphs[:1000])
+    assert len(before) > 2**18
+    matches = index.match(before + "\n\n" + item.text)
+    assert ("gsm8k", item.item_id) in {(m.benchmark, m.item_id) for m in matches}
 
 
 def test_normalization_folds_case_punctuation_width_and_numbers():

@@ -44,7 +44,8 @@ def demo_run(tmp_path_factory, client):
     if SHARED_DATA.is_dir():
         for name in BROKEN_SHARED:
             shutil.copy(SHARED_DATA / "warc" / name, warcs / f"zz-{name}")
-    summaries = [run_stage(config, STAGES[name], client, Console(quiet=True)) for name in STAGES]
+    document_stages = [name for name in STAGES if name not in ("proxies", "mix")]  # tested in test_mixing_stages
+    summaries = [run_stage(config, STAGES[name], client, Console(quiet=True)) for name in document_stages]
     return run, {s.name: s for s in summaries}
 
 
@@ -165,3 +166,18 @@ def test_classifiers_meet_their_targets_and_label_the_corpus(demo_run):
     assert agreement >= 0.9
     papers = sql(run, "select count(*), count(domain_score) from classify where domain = 'papers'")[0]
     assert papers[0] > 0 and papers[1] == 0  # the PDF source named their domain: kept, not classified
+
+
+def test_planted_benchmark_items_are_dropped_and_reported(demo_run):
+    run, _ = demo_run
+    fates = dict(sql(run, f"""select g.contamination_kind is not null, avg(coalesce(r.reason = 'contamination/demo_bench', false)::INT)
+                             from read_parquet('{run.input_dir}/ground_truth.parquet') g
+                             join (select url, null as reason from classify union all
+                                   select url, reason from removed where stage = 'classify') r on r.url = g.doc_key
+                             group by 1"""))
+    assert fates[True] >= 0.9 and fates[False] <= 0.01
+    [(items, found, documents)] = sql(run, "select items, items_found, documents from contamination where benchmark = 'demo_bench'")
+    bench_items = len((run.input_dir / "benchmarks" / "demo_bench.jsonl").read_text().splitlines())
+    assert items == bench_items and 0 < found <= items and documents > 0
+    details = sql(run, "select detail from removed where reason = 'contamination/demo_bench' limit 1")[0][0]
+    assert "demo_bench#" in details
