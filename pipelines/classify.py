@@ -80,15 +80,16 @@ def benchmark_specs(config: PipelineConfig, run: RunDir) -> list:
     return parse_benchmark_config(entries)
 
 
-def contamination_step(config: PipelineConfig, run: RunDir, removed) -> ContaminationStep:
-    """The benchmark index is built once, in the driver, before the ranks load it."""
+def contamination_step(config: PipelineConfig, run: RunDir, removed, stage: str = "classify") -> ContaminationStep:
+    """The benchmark index is built once, in the driver, before the ranks load it; ``stage``
+    is whose per-rank reports these are (rephrase checks its synthetic documents too)."""
     section = config.classify.contamination
     try:
         index = build_index_file(benchmark_specs(config, run), contamination_dir(run) / "index.npz", n=section.n)
     except (OSError, ValueError) as err:
         raise ConfigError(f"classify.contamination.benchmarks: {err}") from None
     return ContaminationStep(
-        index, contamination_dir(run) / "reports", action=section.action,
+        index, run.stage_dir(stage) / "_contamination" / "reports", action=section.action,
         removed=removed if section.action != "annotate" else None, threshold=section.threshold,
     )
 

@@ -23,7 +23,7 @@ from curation.rephrase.rephraser import RephraserConfig
 from curation.rephrase.step import FixedStyles, QualityRouting, RephraseStep, Selection
 from curation.sources.warc import WarcSource
 from curation.tokenize import DomainTokenizer
-from pipelines.classify import classifier_steps, contamination_report
+from pipelines.classify import classifier_steps, contamination_report, contamination_step
 from pipelines.export import run_export
 from pipelines.tokens import TOKENIZE_READS, prepare_tokenizer, token_counts
 from pipelines.config import ConfigError, PipelineConfig
@@ -218,7 +218,8 @@ def plan_rephrase(config: PipelineConfig, run: RunDir) -> StagePlan:
         selection=Selection(tuple(section.domains) if section.domains else None, section.min_quality, section.max_quality),
         batch_size=section.batch_size,
     )
-    pipeline = [ShardReader(run.stage_dir(REPHRASE_READS)), StageIntake(removed), step, ShardWriter(stage_dir)]
+    checks = [contamination_step(config, run, removed, "rephrase")] if client and config.classify.contamination else []
+    pipeline = [ShardReader(run.stage_dir(REPHRASE_READS)), StageIntake(removed), step, *checks, ShardWriter(stage_dir)]
     return StagePlan(pipeline, tasks=section.tasks)
 
 

@@ -19,7 +19,7 @@ from tests.openai_stub import StubOpenAIServer
 from tests.warcs import article
 
 
-def upstream_documents(run: RunDir, n: int) -> None:
+def upstream_documents(run: RunDir, n: int, planted: dict[int, str] | None = None) -> None:
     """A finished upstream stage: shards plus the manifest entry the runner checks."""
     rng = random.Random(5)
     docs = [
@@ -27,6 +27,8 @@ def upstream_documents(run: RunDir, n: int) -> None:
         for i in range(n)
     ]
     docs[4].text += "\n\n[[fault:refusal]]"
+    for i, text in (planted or {}).items():
+        docs[i].text += "\n\n" + text
     list(ShardWriter(run.stage_dir(REPHRASE_READS)).run(iter(docs), rank=0))
     run.write_manifest({"stages": {REPHRASE_READS: {"state": "complete", "config_hash": "x"}}, "inputs": {}})
 
@@ -67,3 +69,19 @@ def test_a_missing_api_key_is_a_clear_error_before_any_work(tmp_path, client, mo
     upstream_documents(run, 6)
     with pytest.raises(ConfigError, match="rephrase.api_key_env: the environment variable ABSENT_KEY is not set"):
         run_stage(config, STAGES["rephrase"], client, Console(quiet=True))
+
+
+def test_synthetic_documents_pass_the_contamination_check(tmp_path):
+    item = "A farmer has 17 cows and buys 5 more each week for 3 weeks, then sells half of the herd at the market; how many cows remain on the farm"
+    (tmp_path / "bench.jsonl").write_text(json.dumps({"question": item, "answer": "16"}) + "\n")
+    with StubOpenAIServer() as server, dask_client("local", workers=1) as client:
+        config = parse_config({
+            "run": {"name": "r", "root": str(tmp_path)},
+            "classify": {"contamination": {"benchmarks": [{"name": "farm", "path": str(tmp_path / "bench.jsonl"), "fields": ["question"]}]}},
+            "rephrase": {"endpoint": server.base_url, "model": "stub-model", "styles": ["wiki"], "domains": ["wiki"], "tasks": 1},
+        })
+        run = RunDir(config.run_dir)
+        upstream_documents(run, 6, planted={1: " ".join(reversed(item.split()))})  # the stub reverses words back
+        summary = run_stage(config, STAGES["rephrase"], client, Console(quiet=True))
+    assert summary.counts["removed"] == {"contamination/farm": 1, "rephrase_refusal": 1}
+    assert query(run.path, "select id from removed where reason = 'contamination/farm'")[1] == [("doc-1#wiki",)]
