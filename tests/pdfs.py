@@ -115,3 +115,36 @@ def encrypted(data: bytes, password: str = "secret") -> bytes:
 
 def truncated(data: bytes, fraction: float) -> bytes:
     return data[: int(len(data) * fraction)]
+
+
+def interleaved_columns(n_lines: int = 6) -> bytes:
+    """One page of two columns drawn row by row in a single text object, as some
+    generators do: MuPDF puts the lines of both columns in one block, alternating."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=WIDTH, height=HEIGHT)
+    writer = pymupdf.TextWriter(page.rect)
+    for k in range(1, n_lines + 1):
+        for side, x in (("Left", MARGIN), ("Right", RIGHT_COLUMN_X)):
+            writer.append((x, BODY_TOP + k * LEADING), body_line(side, 1, k), fontsize=FONT_SIZE)
+    writer.write_text(page)
+    return doc.tobytes()
+
+
+FRUITS = ("Apples", "Pears", "Plums", "Figs")
+
+
+def fruit_line(page: int, k: int) -> str:
+    return f"{FRUITS[page - 1]} are the subject of this page, line {k}."
+
+
+def header_on_the_body(n_pages: int = 3, lines_per_page: int = 4) -> bytes:
+    """Pages whose running header sits so close above the body text, at the same left
+    edge, that MuPDF puts it in the body's first block (``fruit_line`` texts: the first
+    of them is in the top margin zone too, and differs from page to page)."""
+    doc = pymupdf.open()
+    for number in range(1, n_pages + 1):
+        page = doc.new_page(width=WIDTH, height=HEIGHT)
+        page.insert_text((MARGIN, 60), JOURNAL, fontsize=10)
+        for k in range(1, lines_per_page + 1):
+            page.insert_text((MARGIN, 62 + k * LEADING), fruit_line(number, k), fontsize=10)
+    return doc.tobytes()

@@ -7,16 +7,29 @@ import pytest
 from curation.documents import ERROR_DETAIL, ERROR_REASON
 from curation.sources.ocr import OcrConfig, open_ocr
 from curation.sources.pdf import (
+    Block,
     Lexicon,
-    Line,
     Page,
     PdfSource,
     extract_pdf,
-    join_lines,
+    join_paragraphs,
     pdf_document_from_payload,
     remove_running_lines,
 )
-from tests.pdfs import AUTHOR, JOURNAL, TITLE, body_line, encrypted, scanned_pdf, single_column, truncated, two_column_paper
+from tests.pdfs import (
+    AUTHOR,
+    JOURNAL,
+    TITLE,
+    body_line,
+    encrypted,
+    fruit_line,
+    header_on_the_body,
+    interleaved_columns,
+    scanned_pdf,
+    single_column,
+    truncated,
+    two_column_paper,
+)
 
 SCAN_LINES = [
     "The quick brown fox jumps over the lazy dog.",
@@ -69,25 +82,48 @@ def test_words_split_at_line_ends_are_rejoined():
 
 
 def test_hyphen_rules():
-    lexicon = Lexicon.of(["a state-of-the-art method", "a well-known fact"])
-    assert join_lines([("an exam-", True), ("ple here", False)], lexicon) == "an example here"
-    assert join_lines([("the well-", True), ("known case", False)], lexicon) == "the well-known case"
-    assert join_lines([("state-of-the-", True), ("art", False)], lexicon) == "state-of-the-art"
-    assert join_lines([("Jean-", True), ("Paul", True)], lexicon) == "Jean-Paul"
-    assert join_lines([("post-", True), ("1990 data", False)], lexicon) == "post-1990 data"
-    assert join_lines([("first", True), ("line", False), ("new", True)], lexicon) == "first line\n\nnew"
+    lexicon = Lexicon(["a state-of-the-art method", "a well-known fact"])
+    assert join_paragraphs([["an exam-", "ple here"]], lexicon) == "an example here"
+    assert join_paragraphs([["the well-", "known case"]], lexicon) == "the well-known case"
+    assert join_paragraphs([["state-of-the-", "art"]], lexicon) == "state-of-the-art"
+    assert join_paragraphs([["Jean-"], ["Paul"]], lexicon) == "Jean-Paul"
+    assert join_paragraphs([["post-", "1990 data"]], lexicon) == "post-1990 data"
+    assert join_paragraphs([["first", "line"], ["new"]], lexicon) == "first line\n\nnew"
 
 
 def test_running_lines_recur_with_digits_masked_and_bare_page_numbers_go():
     def page(number: int, top: str, bottom: str, body: str = "Body text") -> Page:
-        lines = [Line(top, 72, 30, 300, 40, 0), Line(body, 72, 300, 500, 312, 1), Line(bottom, 250, 760, 350, 770, 2)]
-        return Page(number, 612, 792, lines)
+        blocks = [
+            Block([top], 72, 30, 300, 40, 0),
+            Block([body], 72, 300, 500, 312, 1),
+            Block([bottom], 250, 760, 350, 770, 2),
+        ]
+        return Page(number, 612, 792, blocks)
 
     pages = [page(n, "Proceedings of Testing", f"Page {n} of 4") for n in (1, 2, 3)]
     pages.append(page(4, "A one-off top line", "iv", body="Proceedings of Testing"))
     remove_running_lines(pages)
-    kept = [[line.text for line in p.lines] for p in pages]
+    kept = [[line for block in p.blocks for line in block.lines] for p in pages]
     assert kept == [["Body text"]] * 3 + [["A one-off top line", "Proceedings of Testing"]]
+
+
+def test_columns_drawn_row_by_row_are_read_column_by_column():
+    [part] = extract_pdf(interleaved_columns(n_lines=6), "rows.pdf")
+    order = [body_line(side, 1, k) for side in ("Left", "Right") for k in range(1, 7)]
+    assert positions(part.text, order) == sorted(positions(part.text, order))
+
+
+def test_a_running_header_in_the_body_block_is_removed_line_by_line():
+    [part] = extract_pdf(header_on_the_body(n_pages=3), "tight.pdf")
+    assert JOURNAL not in part.text
+    body = [fruit_line(page, k) for page in (1, 2, 3) for k in range(1, 5)]
+    assert positions(part.text, body) == sorted(positions(part.text, body))  # the top lines, in the zone too, stay
+
+
+def test_markup_characters_and_accents_come_through():
+    line = '"Fish & chips" <cheap>, a caf\u00e9 for the na\u00efve'
+    [part] = extract_pdf(single_column([[line]]), "chars.pdf")
+    assert part.text == line
 
 
 def test_single_column_blocks_are_read_top_to_bottom():

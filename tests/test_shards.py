@@ -19,9 +19,9 @@ def docs(n, domain="wiki"):
 
 
 def test_row_round_trip_keeps_known_and_extra_metadata():
-    doc = Document(text="hello", id="x", metadata={"lang": "en", "lang_score": 0.9, "ocr_pages": [1, 3]})
+    doc = Document(text="hello", id="x", metadata={"lang": "en", "lang_score": 0.9, "tags": [1, 3]})
     row = document_row(doc)
-    assert row["lang"] == "en" and row["extra"] == '{"ocr_pages": [1, 3]}'
+    assert row["lang"] == "en" and row["extra"] == '{"tags": [1, 3]}'
     back = row_document(row | {"url": None})
     assert back.metadata == doc.metadata and back.text == "hello"
 

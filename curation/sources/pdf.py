@@ -1,7 +1,12 @@
 """PDF files as a document source: text in reading order, OCR for scanned pages.
 
-Text comes from pymupdf's text layer, line by line with positions, and is put back
-together the way a reader would read it:
+Text comes from pymupdf's text layer -- MuPDF's structured text, read in one call as
+XML without its characters: each block (the lines MuPDF sets together) and each line
+with its box, direction and text -- and is put back together the way a reader would
+read it. Blocks are laid out whole, except where their lines must be placed one by one:
+a block that reaches into a margin zone, where its lines may be running ones, or one as
+wide as the text, whose lines may be narrow ones in two columns, is cut along its lines'
+boxes. So:
 
 * **Columns.** A page whose lines are mostly narrow, with a vertical gap (the gutter)
   near the middle that (almost) no narrow line crosses and at least three lines on
@@ -41,11 +46,12 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
-from itertools import accumulate
+from dataclasses import dataclass, field, replace
+from functools import cached_property, lru_cache
+from itertools import groupby
 
 import fsspec
 import pymupdf
@@ -62,14 +68,23 @@ SPANNING_WIDTH = 0.6  # a line wider than this share of the text width spans col
 MIN_GUTTER_PT = 8  # narrowest gap between columns, in points
 MIN_COLUMN_LINES = 3  # lines each side of a gutter needs to count as a column
 
+XML_BUFFER_BYTES = 64 * 1024  # room for a dense page's XML (without characters); it grows if need be
+XML_BLOCK = re.compile(r'<block bbox="([^"]*)"')
+XML_LINE = re.compile(r'<line bbox="([^"]*)"[^>]*? dir="([^"]*)"[^>]*? text="([^"]*)"')
+XML_ENTITY = re.compile(r"&(?:#x([0-9a-fA-F]+)|(quot|apos|amp|lt|gt));")
+XML_NAMED = {"quot": '"', "apos": "'", "amp": "&", "lt": "<", "gt": ">"}
+
 LETTERS = r"[^\W\d_]+"
+LETTER = re.compile(r"[^\W\d_]")
+WORD = re.compile(LETTERS)
+HYPHENS = ("-", "\u00ad", "\u2010")
 HYPHENATED_END = re.compile(rf"((?:{LETTERS}-)*{LETTERS})[-\u00ad\u2010]$")  # the word (or compound) before
-LEADING_WORD = re.compile(LETTERS)
 COMPOUND = re.compile(rf"{LETTERS}(?:-{LETTERS})+")
 PAGE_NUMBER = re.compile(  # 12, - 12 -, (12), [xii], Page 12, 12 of 30, 12/30
     r"(?:page\s+)?[-–—(\[]?\s*(?:\d{1,4}|[ivxlcdm]{1,7})\s*[-–—)\]]?(?:\s*(?:of|/)\s*\d{1,4})?", re.IGNORECASE
 )
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+DIGITS = re.compile(r"\d+")
 
 
 class PdfProblem(Exception):
@@ -81,24 +96,30 @@ class PdfProblem(Exception):
         self.detail = detail
 
 
-@dataclass
-class Line:
-    text: str
+@dataclass(slots=True)
+class Block:
+    """Lines that MuPDF set together (a paragraph, a heading), with the box around them.
+
+    A block whose lines must be placed one by one (module doc) is split into smaller
+    blocks that keep its ``number``.
+    """
+
+    lines: list[str]
     x0: float
     y0: float
     x1: float
     y1: float
-    block: int
+    number: int  # MuPDF's block number on the page
 
 
 @dataclass
 class Page:
-    """One page's text: positional ``lines``, or ``plain`` text from a VLM, or an ``error``."""
+    """One page's text: positional ``blocks``, or ``plain`` text from a VLM, or an ``error``."""
 
     number: int  # 1-based
     width: float
     height: float
-    lines: list[Line] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
     plain: str | None = None
     ocr: bool = False
     error: tuple[str, str] | None = None
@@ -187,39 +208,154 @@ def quiet_mupdf() -> Iterator[None]:
         pymupdf.TOOLS.reset_mupdf_warnings()
 
 
-def info_field(doc: pymupdf.Document, key: str) -> str | None:
-    value = " ".join(((doc.metadata or {}).get(key) or "").split())
+def info_field(metadata: dict, key: str) -> str | None:
+    value = " ".join((metadata.get(key) or "").split())
     return value or None
 
 
-# --- lines of a page -------------------------------------------------------------------
+def document_info(doc: pymupdf.Document) -> dict:
+    """``page_count``, ``title`` and ``author`` (``doc.metadata`` is rebuilt on every access: read once)."""
+    metadata = doc.metadata or {}
+    title, author = info_field(metadata, "title"), info_field(metadata, "author")
+    return {"page_count": doc.page_count, "title": title, "author": author}
 
 
-def unrotated_size(page: pymupdf.Page) -> tuple[float, float]:
-    """Text positions are given in the unrotated page; so must the page size be."""
-    rect = page.rect * page.derotation_matrix
-    return abs(rect.width), abs(rect.height)
+# --- blocks of a page ------------------------------------------------------------------
+
+Box = tuple[float, float, float, float]
+Direction = tuple[float, float]
 
 
-def page_lines(page: pymupdf.Page, textpage: pymupdf.TextPage | None = None) -> list[Line]:
-    """Non-empty text lines with their boxes, only those in the page's main text direction."""
-    blocks = page.get_text("dict", flags=TEXT_FLAGS, textpage=textpage)["blocks"]
+def page_size(textpage: pymupdf.TextPage) -> tuple[float, float]:
+    """The page's size as its text positions see it: unrotated (``get_textpage`` reads the
+    page with its rotation taken off)."""
+    return textpage.rect.width, textpage.rect.height
+
+
+def stext_xml(textpage: pymupdf.TextPage) -> str:
+    """MuPDF's XML for ``textpage`` without its characters: each block and line with its
+    box, each line with its direction and text. One call into MuPDF, and cheaper than any
+    of pymupdf's ``extract*`` methods that give positions."""
+    buffer = pymupdf.mupdf.fz_new_buffer(XML_BUFFER_BYTES)
+    output = pymupdf.mupdf.FzOutput(buffer)
+    pymupdf.mupdf.fz_print_stext_page_as_xml_with_flags(output, textpage.this, 0, 0)
+    output.fz_close_output()
+    return buffer.fz_buffer_extract().decode("utf-8")
+
+
+def xml_text(text: str) -> str:
+    """An attribute value from :func:`stext_xml`, unescaped (MuPDF writes all but printable ASCII as ``&#x..;``)."""
+    return XML_ENTITY.sub(xml_entity, text)
+
+
+def xml_entity(match: re.Match) -> str:
+    """A character that no text can hold (a lone surrogate half, past U+10FFFF) becomes U+FFFD."""
+    if match[2]:
+        return XML_NAMED[match[2]]
+    code = int(match[1], 16)
+    return chr(code) if code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else "\ufffd"
+
+
+@lru_cache(maxsize=1024)
+def direction_of(text: str) -> Direction:
+    """A line's writing direction from its ``dir`` attribute, rounded to tell directions apart."""
+    x, y = map(float, text.split())
+    return round(x, 1), round(y, 1)
+
+
+def box_of(text: str) -> Box:
+    x0, y0, x1, y1 = map(float, text.split())
+    return x0, y0, x1, y1
+
+
+def text_blocks(textpage: pymupdf.TextPage) -> list[tuple[Direction, Block, list[str]]]:
+    """Each text block with some text: its direction (MuPDF starts a new block where the
+    direction changes), the :class:`Block`, and the box of each of its lines as the XML
+    writes it (read only for the blocks cut along them)."""
     found = []
-    for number, block in enumerate(blocks):
-        for line in block.get("lines", ()):
-            text = " ".join("".join(span["text"] for span in line["spans"]).split())
-            if text:
-                direction = (round(line["dir"][0], 1), round(line["dir"][1], 1))
-                found.append((direction, Line(text, *line["bbox"], block=number)))
+    for number, xml in enumerate(stext_xml(textpage).split("</block>")):
+        written = XML_LINE.findall(xml)  # (box, direction, text), none after the last block
+        if not written:
+            continue
+        texts = [" ".join((xml_text(text) if "&" in text else text).split()) for _, _, text in written]
+        boxes = [box for box, _, _ in written]
+        if "" in texts:
+            boxes = [box for box, text in zip(boxes, texts) if text]
+            texts = [text for text in texts if text]
+        if texts:
+            block = Block(texts, *box_of(XML_BLOCK.search(xml)[1]), number)
+            found.append((direction_of(written[0][1]), block, boxes))
+    return found
+
+
+def main_direction(found: list[tuple[Direction, Block, list[str]]]) -> Direction | None:
     weights = Counter()
-    for direction, line in found:
-        weights[direction] += len(line.text)
-    main = weights.most_common(1)[0][0] if weights else None
-    return [line for direction, line in found if direction == main]
+    for direction, block, _ in found:
+        weights[direction] += sum(map(len, block.lines))
+    return weights.most_common(1)[0][0] if weights else None
 
 
-def text_chars(lines: list[Line]) -> int:
-    return sum(len(line.text.replace(" ", "")) for line in lines)
+def clear_of_margins(block: Block, height: float) -> bool:
+    return block.y0 > height * HEADER_ZONE and block.y1 < height * (1 - HEADER_ZONE)
+
+
+def text_width(blocks: list[Block]) -> float:
+    return max(block.x1 for block in blocks) - min(block.x0 for block in blocks) if blocks else 0.0
+
+
+def is_wide(block: Block, body_width: float) -> bool:
+    """Whether ``block`` may span columns. ``body_width`` is the width of the text clear of
+    the margins, which no running line removed later can narrow: a block narrower than
+    :data:`SPANNING_WIDTH` of it is narrow on the page as laid out, and so is each of its lines."""
+    return block.x1 - block.x0 >= SPANNING_WIDTH * body_width
+
+
+def needs_own_lines(block: Block, height: float, body_width: float) -> bool:
+    """Whether a block's lines must be placed one by one: they may sit in a margin zone
+    (and be running lines), or be narrow ones in a wide block (and fall in different columns)."""
+    return len(block.lines) > 1 and (not clear_of_margins(block, height) or is_wide(block, body_width))
+
+
+def block_of(lines: list[tuple[str, Box]], number: int) -> Block:
+    """A block for ``(text, box)`` lines of block ``number``, in the box around them."""
+    texts, boxes = zip(*lines)
+    x0s, y0s, x1s, y1s = zip(*boxes)
+    return Block(list(texts), min(x0s), min(y0s), max(x1s), max(y1s), number)
+
+
+def split_lines(block: Block, boxes: list[str], height: float, wide: bool) -> list[Block]:
+    """``block`` cut along its line ``boxes``: every line on its own in a ``wide`` block,
+    else each line in a margin zone on its own and each run of the others together."""
+    boxed = [(text, box_of(box)) for text, box in zip(block.lines, boxes)]
+    if wide:
+        return [Block([text], *box, block.number) for text, box in boxed]
+    placed = []
+    for in_margin, run in groupby(boxed, key=lambda line: margin_zone(line[1][1], line[1][3], height) is not None):
+        if in_margin:
+            placed += [Block([text], *box, block.number) for text, box in run]
+        else:
+            placed.append(block_of(list(run), block.number))
+    return placed
+
+
+def page_blocks(textpage: pymupdf.TextPage, height: float) -> list[Block]:
+    """The page's text blocks in its main text direction, those whose lines must be placed
+    one by one (:func:`needs_own_lines`) split up."""
+    found = text_blocks(textpage)
+    main = main_direction(found)
+    kept = [(block, boxes) for direction, block, boxes in found if direction == main]
+    body_width = text_width([block for block, _ in kept if clear_of_margins(block, height)])
+    placed = []
+    for block, boxes in kept:
+        if needs_own_lines(block, height, body_width):
+            placed += split_lines(block, boxes, height, is_wide(block, body_width))
+        else:
+            placed.append(block)
+    return placed
+
+
+def text_chars(blocks: list[Block]) -> int:
+    return sum(len(line) - line.count(" ") for block in blocks for line in block.lines)
 
 
 def read_page(doc: pymupdf.Document, index: int, name: str, ocr: PageOcr | None) -> Page:
@@ -228,41 +364,43 @@ def read_page(doc: pymupdf.Document, index: int, name: str, ocr: PageOcr | None)
     where = f"{name}: page {number}"
     try:
         page = doc[index]
-        width, height = unrotated_size(page)
-        lines = page_lines(page)
-        if ocr is None or not ocr.wants(page, text_chars(lines)):
-            return Page(number, width, height, lines)
+        textpage = page.get_textpage(flags=TEXT_FLAGS)
+        width, height = page_size(textpage)
+        blocks = page_blocks(textpage, height)
+        if ocr is None or not ocr.wants(page, text_chars(blocks)):
+            return Page(number, width, height, blocks)
     except Exception as err:  # a broken content stream or resource: this page only
         return Page(number, 0, 0, error=("corrupt_pdf", f"{where}: unreadable: {type(err).__name__}: {err}"))
     try:
-        return ocr_page(page, number, width, height, ocr.read(page, where))
+        return ocr_page(number, width, height, ocr.read(page, where))
     except OcrFailed as err:
-        return Page(number, width, height, lines, error=("ocr_failed", f"{where}: {err}"))
+        return Page(number, width, height, blocks, error=("ocr_failed", f"{where}: {err}"))
     except Exception as err:  # MuPDF could not render the page for OCR
         detail = f"{where}: cannot be rendered: {type(err).__name__}: {err}"
-        return Page(number, width, height, lines, error=("corrupt_pdf", detail))
+        return Page(number, width, height, blocks, error=("corrupt_pdf", detail))
 
 
-def ocr_page(page: pymupdf.Page, number: int, width: float, height: float, result: OcrResult) -> Page:
+def ocr_page(number: int, width: float, height: float, result: OcrResult) -> Page:
     if result.textpage is not None:
-        return Page(number, width, height, page_lines(page, result.textpage), ocr=True)
+        return Page(number, width, height, page_blocks(result.textpage, height), ocr=True)
     return Page(number, width, height, plain=result.text, ocr=True)
 
 
 # --- running headers and footers ------------------------------------------------------------
 
 
-def margin_zone(line: Line, page: Page) -> str | None:
-    middle = (line.y0 + line.y1) / 2
-    if middle <= page.height * HEADER_ZONE:
+def margin_zone(y0: float, y1: float, height: float) -> str | None:
+    """The margin zone (``top``, ``bottom``) of a line running from ``y0`` to ``y1`` down the page."""
+    middle = (y0 + y1) / 2
+    if middle <= height * HEADER_ZONE:
         return "top"
-    if middle >= page.height * (1 - HEADER_ZONE):
+    if middle >= height * (1 - HEADER_ZONE):
         return "bottom"
     return None
 
 
 def running_key(text: str) -> str:
-    return re.sub(r"\d+", "#", text.lower())
+    return DIGITS.sub("#", text.lower())
 
 
 def is_page_number(text: str) -> bool:
@@ -270,166 +408,239 @@ def is_page_number(text: str) -> bool:
 
 
 def remove_running_lines(pages: list[Page]) -> None:
-    """Drop running headers/footers and bare page numbers from the margin zones (module doc)."""
-    laid_out = [page for page in pages if page.lines]
+    """Drop running headers/footers and bare page numbers from the margin zones (module doc).
+
+    A line in a margin zone is a block of its own (:func:`needs_own_lines`).
+    """
+    laid_out = [page for page in pages if page.blocks]
+    zoned = [[(block, margin_zone(block.y0, block.y1, page.height)) for block in page.blocks] for page in laid_out]
     seen = Counter()
-    for page in laid_out:
-        seen.update({(zone, running_key(line.text)) for line in page.lines if (zone := margin_zone(line, page))})
+    for page_zoned in zoned:
+        seen.update({(zone, running_key(line)) for block, zone in page_zoned if zone for line in block.lines})
     threshold = max(2, len(laid_out) // 2)
     running = {key for key, count in seen.items() if count >= threshold}
 
-    def is_running(line: Line, page: Page) -> bool:
-        zone = margin_zone(line, page)
-        return zone is not None and (is_page_number(line.text) or (zone, running_key(line.text)) in running)
+    def is_running(line: str, zone: str) -> bool:
+        return is_page_number(line) or (zone, running_key(line)) in running
 
-    for page in laid_out:
-        page.lines = [line for line in page.lines if not is_running(line, page)]
+    for page, page_zoned in zip(laid_out, zoned):
+        kept = []
+        for block, zone in page_zoned:
+            lines = [line for line in block.lines if not is_running(line, zone)] if zone else block.lines
+            if len(lines) == len(block.lines):
+                kept.append(block)
+            elif lines:
+                kept.append(replace(block, lines=lines))
+        page.blocks = kept
 
 
 # --- reading order --------------------------------------------------------------------
 
 
-def crossings(lines: list[Line], size: int) -> list[int]:
-    """For each integer x in ``0..size``, how many ``lines`` run across it."""
-    delta = [0] * (size + 2)
-    for line in lines:
-        low, high = max(0, math.floor(line.x0) + 1), min(size, math.ceil(line.x1) - 1)
+def line_count(blocks: Iterable[Block]) -> int:
+    return sum(len(block.lines) for block in blocks)
+
+
+def crossing_changes(blocks: list[Block]) -> dict[int, int]:
+    """Where the number of lines running across integer x changes, and by how much; a
+    block's lines run across ``floor(x0) + 1 .. ceil(x1) - 1``."""
+    changes = defaultdict(int)
+    for block in blocks:
+        low, high = math.floor(block.x0) + 1, math.ceil(block.x1) - 1
         if low <= high:
-            delta[low] += 1
-            delta[high + 1] -= 1
-    return list(accumulate(delta))[: size + 1]
+            changes[low] += len(block.lines)
+            changes[high + 1] -= len(block.lines)
+    return changes
 
 
-def widest_run(xs: list[int]) -> tuple[int, int] | None:
-    """The longest stretch of consecutive integers in sorted ``xs``, as (first, last)."""
+def crossing_stretches(changes: dict[int, int], first: int, last: int) -> Iterator[tuple[int, int, int]]:
+    """``(start, end, lines)`` for the stretches of ``first..last`` that the same number of lines cross."""
+    crossing = sum(change for x, change in changes.items() if x <= first)
+    start = first
+    for cut in sorted(x for x in changes if first < x <= last):
+        yield start, cut - 1, crossing
+        crossing += changes[cut]
+        start = cut
+    yield start, last, crossing
+
+
+def widest_gap(blocks: list[Block], first: int, last: int, tolerance: int) -> tuple[int, int] | None:
+    """The longest stretch of integer x in ``first..last`` (the leftmost of equals) that at
+    most ``tolerance`` lines cross, as (first, last)."""
+    if first > last:
+        return None
     best, start = None, None
-    for i, x in enumerate(xs):
-        if start is None or x != xs[i - 1] + 1:
-            start = x
-        if best is None or x - start > best[1] - best[0]:
-            best = (start, x)
+    for low, high, crossing in crossing_stretches(crossing_changes(blocks), first, last):
+        if crossing > tolerance:
+            start = None
+            continue
+        start = low if start is None else start
+        if best is None or high - start > best[1] - best[0]:
+            best = (start, high)
     return best
 
 
-def column_gutter(lines: list[Line], page_width: float) -> float | None:
+def column_gutter(blocks: list[Block]) -> float | None:
     """The x of the gap between two columns, or None for a single-column page (module doc).
 
     A few narrow lines may cross the gap (a centred author line or heading): up to a
     tenth of them; they are read as spanning lines.
     """
-    if len(lines) < 2 * MIN_COLUMN_LINES:
+    total = line_count(blocks)
+    if total < 2 * MIN_COLUMN_LINES:
         return None
-    left, right = min(line.x0 for line in lines), max(line.x1 for line in lines)
-    narrow = [line for line in lines if line.x1 - line.x0 < SPANNING_WIDTH * (right - left)]
-    if len(narrow) * 2 < len(lines):
+    left, right = min(block.x0 for block in blocks), max(block.x1 for block in blocks)
+    narrow = [block for block in blocks if block.x1 - block.x0 < SPANNING_WIDTH * (right - left)]
+    narrow_lines = line_count(narrow)
+    if narrow_lines * 2 < total:
         return None
-    crossing = crossings(narrow, math.ceil(max(page_width, right)))
-    middle = range(max(0, int(left + (right - left) / 4)), int(right - (right - left) / 4) + 1)
-    run = widest_run([x for x in middle if crossing[x] <= len(narrow) // 10])
+    first, last = max(0, int(left + (right - left) / 4)), int(right - (right - left) / 4)
+    run = widest_gap(narrow, first, last, narrow_lines // 10)
     if run is None or run[1] - run[0] + 1 < MIN_GUTTER_PT:
         return None
     gutter = (run[0] + run[1]) / 2
-    left_lines = sum(line.x1 <= gutter for line in narrow)
-    right_lines = sum(line.x0 >= gutter for line in narrow)
+    left_lines = line_count(block for block in narrow if block.x1 <= gutter)
+    right_lines = line_count(block for block in narrow if block.x0 >= gutter)
     return gutter if min(left_lines, right_lines) >= MIN_COLUMN_LINES else None
 
 
-def column_side(line: Line, gutter: float) -> str:
-    if line.x1 <= gutter:
+def column_side(block: Block, gutter: float) -> str:
+    if block.x1 <= gutter:
         return "left"
-    return "right" if line.x0 >= gutter else "span"
+    return "right" if block.x0 >= gutter else "span"
 
 
-def group_lines(lines: list[Line], key) -> list[tuple[str, list[Line]]]:
-    """Lines grouped by ``key`` (keeping MuPDF's order inside a group), groups in first-seen order."""
+def group_blocks(blocks: list[Block], key) -> list[tuple[object, list[Block]]]:
+    """Blocks grouped by ``key`` (keeping MuPDF's order inside a group), groups in first-seen order."""
     groups: dict = {}
-    for line in lines:
-        groups.setdefault(key(line), []).append(line)
+    for block in blocks:
+        groups.setdefault(key(block), []).append(block)
     return list(groups.items())
 
 
-def reading_order(page: Page) -> list[list[Line]]:
-    """The page's lines as paragraphs (one per block, or block part in one column), in reading order."""
-    gutter = column_gutter(page.lines, page.width)
+def top_left(blocks: list[Block]) -> tuple[float, float]:
+    return min(block.y0 for block in blocks), min(block.x0 for block in blocks)
+
+
+def lines_of(blocks: list[Block]) -> list[str]:
+    return [line for block in blocks for line in block.lines]
+
+
+def reading_order(page: Page) -> list[list[str]]:
+    """The page's paragraphs (one per block, or block part in one column) as their lines, in reading order."""
+    gutter = column_gutter(page.blocks)
     if gutter is None:
-        blocks = [members for _, members in group_lines(page.lines, lambda line: line.block)]
-        return sorted(blocks, key=lambda block: (min(l.y0 for l in block), min(l.x0 for l in block)))
-    parts = group_lines(page.lines, lambda line: (line.block, column_side(line, gutter)))
-    parts.sort(key=lambda part: (min(l.y0 for l in part[1]), min(l.x0 for l in part[1])))
-    ordered: list[list[Line]] = []
-    band: dict[str, list[list[Line]]] = {"left": [], "right": []}
+        groups = [members for _, members in group_blocks(page.blocks, lambda block: block.number)]
+        return [lines_of(members) for members in sorted(groups, key=top_left)]
+    parts = group_blocks(page.blocks, lambda block: (block.number, column_side(block, gutter)))
+    parts.sort(key=lambda part: top_left(part[1]))
+    ordered: list[list[str]] = []
+    band: dict[str, list[list[str]]] = {"left": [], "right": []}
     for (_, side), members in parts:
         if side == "span":
             ordered += band["left"] + band["right"]
             band = {"left": [], "right": []}
-            ordered.append(members)
+            ordered.append(lines_of(members))
         else:
-            band[side].append(members)
+            band[side].append(lines_of(members))
     return ordered + band["left"] + band["right"]
 
 
 # --- text -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+def is_letter(text: str, at: int) -> bool:
+    return 0 <= at < len(text) and LETTER.match(text, at) is not None
+
+
+def occurrences(text: str, needle: str) -> Iterator[int]:
+    at = text.find(needle)
+    while at != -1:
+        yield at
+        at = text.find(needle, at + 1)
+
+
 class Lexicon:
-    """The document's own vocabulary, to tell a line-end hyphen from a real one."""
+    """The document's own vocabulary, to tell a line-end hyphen from a real one, read from
+    its ``texts`` only when a hyphenated line end first asks."""
 
-    words: frozenset[str]
-    compounds: frozenset[str]
+    def __init__(self, texts: Iterable[str]) -> None:
+        self.texts = list(texts)
 
-    @classmethod
-    def of(cls, texts: Iterable[str]) -> Lexicon:
-        words, compounds = set(), set()
-        for text in texts:
-            lowered = text.lower()
-            words.update(re.findall(LETTERS, lowered))
-            compounds.update(COMPOUND.findall(lowered))
-        return cls(frozenset(words), frozenset(compounds))
+    @cached_property
+    def compounds(self) -> frozenset[str]:
+        """Letters joined by hyphens. A compound holds no white space and a hyphen before its
+        last letter: only such words are searched."""
+        texts = (text.lower() for text in self.texts if "-" in text[:-1])
+        words = (word for text in texts for word in text.split() if "-" in word[:-1])
+        return frozenset(compound for word in words for compound in COMPOUND.findall(word))
+
+    @cached_property
+    def text(self) -> str:
+        """All the text, lower-cased, searched for a word only when a compound asks (listing
+        every word would cost more than all the asking)."""
+        return "\n".join(self.texts).lower()
+
+    def has_word(self, word: str) -> bool:
+        """Whether ``word`` is a whole run of letters somewhere in the text."""
+        text, end = self.text, len(word)
+        return WORD.fullmatch(word) is not None and any(
+            not is_letter(text, at - 1) and not is_letter(text, at + end) for at in occurrences(text, word)
+        )
 
     def keeps_hyphen(self, head: str, tail: str) -> bool:
         """``head`` may be a compound itself: ``state-of-the`` + ``art``."""
         joined, compound = (head + tail).lower(), f"{head}-{tail}".lower()
-        return compound in self.compounds and joined.rpartition("-")[2] not in self.words
+        return compound in self.compounds and not self.has_word(joined.rpartition("-")[2])
 
 
-def continue_hyphenated(paragraph: str, line: str, lexicon: Lexicon) -> str:
-    """``paragraph`` (ending ``letters-``) continued by ``line``: hyphen dropped or kept (module doc)."""
-    head = HYPHENATED_END.search(paragraph).group(1)
-    tail = LEADING_WORD.match(line)
-    if line[0].islower() and tail and not lexicon.keeps_hyphen(head, tail.group(0)):
-        return paragraph[:-1] + line
-    return paragraph[:-1] + "-" + line
+def hyphenated_word(text: str) -> str | None:
+    """The word (or compound) that ``text`` leaves hyphenated at its end, if any."""
+    if not text.endswith(HYPHENS):
+        return None
+    match = HYPHENATED_END.search(text.rsplit(None, 1)[-1])  # a word holds no white space
+    return match.group(1) if match else None
 
 
-def join_lines(items: Iterable[tuple[str, bool]], lexicon: Lexicon) -> str:
-    """Text from ``(line, starts_paragraph)`` pairs: lines reflowed, hyphenated words rejoined."""
-    paragraphs: list[str] = []
-    for line, starts_paragraph in items:
-        if paragraphs and HYPHENATED_END.search(paragraphs[-1]):
-            paragraphs[-1] = continue_hyphenated(paragraphs[-1], line, lexicon)
-        elif starts_paragraph or not paragraphs:
-            paragraphs.append(line)
+def continue_hyphenated(text: str, head: str, line: str, lexicon: Lexicon) -> str:
+    """``text`` (ending ``head-``) continued by ``line``: hyphen dropped or kept (module doc)."""
+    if line[0].islower() and (tail := WORD.match(line)) and not lexicon.keeps_hyphen(head, tail.group(0)):
+        return text[:-1] + line
+    return text[:-1] + "-" + line
+
+
+def reflow(text: str, lines: list[str], lexicon: Lexicon) -> str:
+    """``text`` continued by ``lines``, joined with spaces, words split at line ends rejoined."""
+    parts = [text]
+    for line in lines:
+        last = parts[-1]  # ends as all the parts so far do
+        if last.endswith(HYPHENS) and (head := hyphenated_word(last)):
+            parts[-1] = continue_hyphenated(last, head, line, lexicon)
         else:
-            paragraphs[-1] += " " + line
-    return "\n\n".join(paragraphs)
+            parts.append(line)
+    return " ".join(parts)
 
 
-def page_items(page: Page) -> Iterator[tuple[str, bool]]:
+def join_paragraphs(paragraphs: Iterable[list[str]], lexicon: Lexicon) -> str:
+    """Text from paragraphs given as their lines; a paragraph that ends mid-word (``exam-``)
+    is continued by the next one, across columns and pages."""
+    texts: list[str] = []
+    for lines in paragraphs:
+        if texts and hyphenated_word(texts[-1]):
+            texts[-1] = reflow(texts[-1], lines, lexicon)
+        else:
+            texts.append(reflow(lines[0], lines[1:], lexicon))
+    return "\n\n".join(texts)
+
+
+def page_paragraphs(page: Page) -> list[list[str]]:
     if page.plain is not None:
-        for paragraph in PARAGRAPH_BREAK.split(page.plain):
-            if paragraph.strip():
-                yield paragraph.strip(), True
-        return
-    for paragraph in reading_order(page):
-        for i, line in enumerate(paragraph):
-            yield line.text, i == 0
+        return [[paragraph.strip()] for paragraph in PARAGRAPH_BREAK.split(page.plain) if paragraph.strip()]
+    return reading_order(page)
 
 
-def page_texts(page: Page) -> Iterator[str]:
-    if page.plain is not None:
-        yield page.plain
-    yield from (line.text for line in page.lines)
+def page_texts(page: Page) -> list[str]:
+    return [page.plain] if page.plain is not None else lines_of(page.blocks)
 
 
 # --- documents ------------------------------------------------------------------------
@@ -437,7 +648,7 @@ def page_texts(page: Page) -> Iterator[str]:
 
 def part_text(pages: list[Page], name: str, lexicon: Lexicon, **common) -> PdfText:
     """One :class:`PdfText` for consecutive ``pages``, carrying the first page error if any."""
-    text = join_lines((item for page in pages for item in page_items(page)), lexicon)
+    text = join_paragraphs((paragraph for page in pages for paragraph in page_paragraphs(page)), lexicon)
     errors = [page.error for page in pages if page.error]
     reason, detail = errors[0] if errors else (None, None)
     if len(errors) > 1:
@@ -484,10 +695,10 @@ def extract_pdf(
         except PdfProblem as problem:
             return [PdfText(text="", pdf_path=name, error_reason=problem.reason, error_detail=problem.detail)]
         with doc:
-            common = {"page_count": doc.page_count, "title": info_field(doc, "title"), "author": info_field(doc, "author")}
+            common = document_info(doc)
             pages = [read_page(doc, index, name, ocr) for index in range(doc.page_count)]
     remove_running_lines(pages)
-    lexicon = Lexicon.of(text for page in pages for text in page_texts(page))
+    lexicon = Lexicon(text for page in pages for text in page_texts(page))
     if per_page:
         return [part_text([page], name, lexicon, per_page=True, **common) for page in pages]
     return [part_text(pages, name, lexicon, **common)]
