@@ -27,7 +27,7 @@ from curation.sources.commoncrawl import (
     open_with_retries,
     select_files,
 )
-from curation.sources.http_retry import RetryPolicy
+from curation.http_retry import RetryPolicy
 from curation.sources.warc import WarcSource
 from tests.warcs import write_pages_warc
 

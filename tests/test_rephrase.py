@@ -36,7 +36,6 @@ from curation.rephrase import (
     ngram_jaccard,
     route_styles,
 )
-from curation.rephrase.client import backoff_delay_s
 from openai_stub import REFUSAL_TEXT, StubOpenAIServer, count_tokens, prompt_tokens, stub_answer
 
 SECRET = "sk-test-9f3b1c2d-secret"
@@ -165,12 +164,12 @@ def test_retry_after_is_honoured_up_to_backoff_max(stub):
 def test_backoff_is_exponential_jittered_and_seeded():
     config = ClientConfig(base_url="http://unused/v1", model=MODEL, backoff_base_s=1.0,
                           backoff_max_s=5.0, seed=7)
-    delays = [backoff_delay_s(config, request_id=3, attempt=a) for a in (1, 2, 3, 4)]
-    assert delays == [backoff_delay_s(config, request_id=3, attempt=a) for a in (1, 2, 3, 4)]
+    delays = [config.retry.delay_s(a, key="3") for a in (1, 2, 3, 4)]
+    assert delays == [config.retry.delay_s(a, key="3") for a in (1, 2, 3, 4)]
     for delay, ceiling in zip(delays, (1.0, 2.0, 4.0, 5.0)):
         assert ceiling / 2 <= delay <= ceiling
     other_seed = ClientConfig(base_url="http://unused/v1", model=MODEL, seed=8)
-    assert backoff_delay_s(other_seed, 3, 1) != backoff_delay_s(config, 3, 1)
+    assert other_seed.retry.delay_s(1, key="3") != config.retry.delay_s(1, key="3")
 
 
 def test_api_key_is_sent_but_never_logged_or_raised(stub, monkeypatch, caplog, capsys):

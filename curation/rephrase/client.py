@@ -20,11 +20,12 @@ import asyncio
 import logging
 import math
 import os
-import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import httpx
+
+from curation.http_retry import RetryPolicy, parse_retry_after_s
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,10 @@ class ClientConfig:
             raise ValueError("max_retries must be >= 0")
         if self.backoff_base_s < 0 or self.backoff_max_s < 0:
             raise ValueError("backoff delays must be >= 0")
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(self.max_retries, self.backoff_base_s, self.backoff_max_s, self.seed)
 
 
 @dataclass(frozen=True)
@@ -168,28 +173,6 @@ def read_api_key_headers(api_key_env: str | None) -> dict[str, str]:
     if not key:
         raise MissingApiKeyError(f"environment variable {api_key_env} is unset or empty")
     return {"Authorization": f"Bearer {key}"}
-
-
-def backoff_delay_s(config: ClientConfig, request_id: int, attempt: int) -> float:
-    """Exponential backoff with "equal jitter": half fixed, half random.
-
-    The jitter is drawn from a generator seeded by (seed, request id, attempt), so
-    delays do not depend on the order in which concurrent requests fail.
-    """
-    ceiling = min(config.backoff_max_s, config.backoff_base_s * 2 ** (attempt - 1))
-    rng = random.Random(f"{config.seed}/{request_id}/{attempt}")
-    return ceiling / 2 + rng.uniform(0, ceiling / 2)
-
-
-def parse_retry_after_s(value: str | None) -> float | None:
-    """``Retry-After`` in seconds; the HTTP-date form is ignored (backoff applies instead)."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def parse_chat_response(response: httpx.Response, attempt: int) -> ChatResult:
@@ -328,10 +311,8 @@ class ChatClient:
         return payload
 
     def _retry_delay_s(self, request_id: int, attempt: int, retry_after_s: float | None) -> float:
-        """Honour the server's ``Retry-After`` (capped at ``backoff_max_s``), else back off."""
-        if retry_after_s is not None:
-            return min(retry_after_s, self.config.backoff_max_s)
-        return backoff_delay_s(self.config, request_id, attempt)
+        """Back off; a server's ``Retry-After`` wins when it asks for longer (capped at ``backoff_max_s``)."""
+        return self.config.retry.delay_s(attempt, key=str(request_id), retry_after_s=retry_after_s)
 
     def _record_success(self, usage: Usage) -> None:
         self.stats.succeeded += 1

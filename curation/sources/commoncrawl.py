@@ -29,7 +29,7 @@ import fsspec
 import httpx
 from datatrove.utils.logging import logger
 
-from curation.sources.http_retry import RetryPolicy, parse_retry_after_s, retryable_status
+from curation.http_retry import RetryPolicy, parse_retry_after_s, retryable_status
 
 CRAWL_NAME = re.compile(r"^CC-MAIN-\d{4}-\d{2}$")
 KINDS = ("warc", "wet")

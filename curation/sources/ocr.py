@@ -34,7 +34,7 @@ import httpx
 import pymupdf
 from datatrove.utils.logging import logger
 
-from curation.sources.http_retry import RetryPolicy, parse_retry_after_s, retryable_status
+from curation.http_retry import RetryPolicy, parse_retry_after_s, retryable_status
 
 ENGINES = ("off", "tesseract", "vlm")
 CHAT_COMPLETIONS_PATH = "chat/completions"

@@ -1,4 +1,4 @@
-"""Retry rules shared by the sources that talk HTTP (Common Crawl downloads, VLM OCR).
+"""Retry rules shared by everything that talks HTTP (Common Crawl downloads, VLM OCR, the LLM client).
 
 Which answers are worth another try (429 and 5xx; the caller decides about transport
 errors), how long to wait before it (exponential backoff with "equal jitter", capped,
