@@ -6,6 +6,7 @@ rerun skips the ranks that completed and runs only the rest.
 """
 
 import contextlib
+import importlib
 import multiprocessing
 import os
 import time
@@ -29,11 +30,19 @@ class StageFailed(RuntimeError):
         super().__init__(f"stage {stage!r}: {len(failures)} rank(s) failed\n  " + "\n  ".join(lines))
 
 
+def warm_worker() -> None:
+    """Imports what every stage's tasks need, once per worker, when the cluster starts:
+    a run reuses its cluster across stages, so no stage pays for the imports."""
+    for module in ("trafilatura", "pipelines.stages"):  # the extractor's child process forks with trafilatura loaded
+        importlib.import_module(module)
+
+
 @contextlib.contextmanager
 def dask_client(cluster: str = "local", workers: int | None = None) -> Iterator[Client]:
     """A Dask client: a new LocalCluster (one single-threaded process per worker) or an existing scheduler."""
     if cluster != "local":
         with Client(cluster, set_as_default=False) as client:
+            client.run(warm_worker)
             yield client
         return
     os.environ.update(WORKER_ENV)
@@ -45,6 +54,7 @@ def dask_client(cluster: str = "local", workers: int | None = None) -> Iterator[
             dashboard_address=None,
             silence_logs=40,
         ) as local, Client(local, set_as_default=False) as client:
+            client.run(warm_worker)
             yield client
 
 
