@@ -1,6 +1,7 @@
 import gzip
 import shutil
 
+from warcio.archiveiterator import ArchiveIterator
 from warcio.warcwriter import WARCWriter
 
 from curation.documents import ERROR_DETAIL, ERROR_REASON
@@ -49,13 +50,17 @@ def test_oversized_record_is_marked_for_the_ledger(tmp_path):
 def test_broken_gzip_keeps_the_records_before_the_break(tmp_path):
     write_pages_warc(tmp_path / "full.warc.gz", 6, seed=3, extras=False)
     data = (tmp_path / "full.warc.gz").read_bytes()
-    (tmp_path / "cut.warc.gz").write_bytes(data[: len(data) * 2 // 3])
+    with open(tmp_path / "full.warc.gz", "rb") as stream:
+        records = ArchiveIterator(stream)
+        offsets = [records.get_record_offset() for _ in records]
+    cut = offsets[4] + (offsets[5] - offsets[4]) * 2 // 3  # in the 5th record's payload, mid gzip member
+    (tmp_path / "cut.warc.gz").write_bytes(data[:cut])
     docs, stats = read([tmp_path / "cut.warc.gz"])
     good = [d for d in docs if ERROR_REASON not in d.metadata]
     broken = [d for d in docs if ERROR_REASON in d.metadata]
-    assert len(good) == 4 and len(broken) == 1
+    assert len(good) == 5 and [d.metadata["truncated"] for d in good] == [False] * 4 + [True]
     assert broken[0].metadata[ERROR_REASON] == "corrupt_warc"
-    assert "cut.warc.gz: record #5" in broken[0].metadata[ERROR_DETAIL]
+    assert "cut.warc.gz: record #6" in broken[0].metadata[ERROR_DETAIL]
     assert "file truncated" in broken[0].metadata[ERROR_DETAIL]
     assert stats["broken_files"].total == 1
 

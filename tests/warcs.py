@@ -1,7 +1,9 @@
 """Small real WARC files for tests, written with warcio."""
 
+import hashlib
 import io
 import random
+import uuid
 from pathlib import Path
 
 from warcio.statusandheaders import StatusAndHeaders
@@ -30,9 +32,17 @@ def page_html(title: str, body: str, charset: str = "utf-8") -> str:
     )
 
 
+def fixed_warc_headers(url: str) -> dict:
+    """A date and record id derived from the URL, so the same pages make the same bytes."""
+    record_id = uuid.UUID(bytes=hashlib.md5(url.encode()).digest())
+    return {"WARC-Date": "2024-12-01T00:00:00Z", "WARC-Record-ID": f"<urn:uuid:{record_id}>"}
+
+
 def response(writer: WARCWriter, url: str, body: bytes, status: str = "200 OK", content_type: str = "text/html; charset=utf-8"):
     headers = StatusAndHeaders(status, [("Content-Type", content_type)], protocol="HTTP/1.1")
-    writer.write_record(writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=headers))
+    writer.write_record(
+        writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=headers, warc_headers_dict=fixed_warc_headers(url))
+    )
 
 
 def write_pages_warc(path: Path, n_pages: int, seed: int, extras: bool = True) -> list[str]:
@@ -48,7 +58,8 @@ def write_pages_warc(path: Path, n_pages: int, seed: int, extras: bool = True) -
         if extras:
             response(writer, f"https://site{seed}.example/missing", b"gone", status="404 Not Found")
             response(writer, f"https://site{seed}.example/logo.png", b"\x89PNG\r\n", content_type="image/png")
-            writer.write_record(writer.create_warc_record(f"https://site{seed}.example/", "request", payload=io.BytesIO(b"GET / HTTP/1.1\r\n\r\n")))
+            request_url = f"https://site{seed}.example/"
+            writer.write_record(writer.create_warc_record(request_url, "request", payload=io.BytesIO(b"GET / HTTP/1.1\r\n\r\n"), warc_headers_dict=fixed_warc_headers(request_url + "#request")))
     return urls
 
 
