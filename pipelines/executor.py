@@ -52,6 +52,7 @@ def dask_client(cluster: str = "local", workers: int | None = None) -> Iterator[
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
+            worker_dashboard_address=None,
             silence_logs=40,
         ) as local, Client(local, set_as_default=False) as client:
             client.run(warm_worker)
