@@ -140,7 +140,7 @@ def run_job(config: PipelineConfig, stage: Stage, client: Client, console: Conso
     seconds = time.monotonic() - start
     entry.update(state="complete", result=result, seconds=round(seconds, 3), finished=now())
     run.write_manifest(manifest)
-    note = ", ".join(f"{k} {v}" for k, v in result.items() if isinstance(v, (int, float, str)) and k != "manifest")
+    note = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items() if isinstance(v, (int, float, str)))
     return StageSummary(stage.name, None, seconds, note=note)
 
 
