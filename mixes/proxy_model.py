@@ -9,15 +9,21 @@ validation target as bits per byte, the measure that is comparable across tokeni
 
 A run is deterministic on CPU for a fixed seed. Proxy runs execute as parallel processes, so a
 run uses one intra-op thread unless told otherwise.
+
+`train_proxy_state` is `train_proxy` that may start from a trained `ProxyState` (parameters and
+AdamW moments) and returns the state it ends in; with `schedule="linear_decay"` the learning
+rate falls linearly to 0 without warmup, as in an anneal (mid-training) phase.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -75,6 +81,34 @@ class ProxyResult:
     seconds: float
     final_train_loss: float
     seed: int
+
+
+@dataclass(frozen=True, eq=False)
+class ProxyState:
+    """A trained proxy to continue from: its parameters and AdamW state, as CPU tensors.
+
+    `learning_rate` is the rate of the run's last step (where a continuation starts by default);
+    `tokens_trained` counts every token the state has seen, over all the runs that made it.
+    """
+
+    model: dict[str, torch.Tensor]
+    optimizer: dict
+    learning_rate: float
+    tokens_trained: int
+
+    def to_dict(self) -> dict:
+        """Plain containers only, for `torch.save` / `torch.load(weights_only=True)`."""
+        return {
+            "model": dict(self.model), "optimizer": self.optimizer,
+            "learning_rate": self.learning_rate, "tokens_trained": self.tokens_trained,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> ProxyState:
+        return cls(dict(data["model"]), data["optimizer"], float(data["learning_rate"]), int(data["tokens_trained"]))
+
+
+Schedule = Literal["cosine", "linear_decay"]
 
 
 class CausalSelfAttention(nn.Module):
@@ -205,6 +239,11 @@ def learning_rate_at(step: int, total_steps: int, config: ProxyConfig) -> float:
     return config.learning_rate * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
 
 
+def linear_decay_rate(step: int, total_steps: int, peak: float) -> float:
+    """The anneal schedule: `peak` at the first step, falling linearly to 0 after the last one."""
+    return peak * (total_steps - step) / total_steps
+
+
 def sample_batch(
     streams: list[np.ndarray], probs: np.ndarray, tokens: int, context: int, rng: np.random.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -239,15 +278,22 @@ def _train(
     config: ProxyConfig,
     rng: np.random.Generator,
     device: torch.device,
+    optimizer: torch.optim.Optimizer | None = None,
+    rate_at: Callable[[int, int], float] | None = None,
 ) -> float:
-    """Train in place for exactly `token_budget` predicted tokens; return the final train loss."""
-    optimizer = _adamw(model, config)
+    """Train in place for exactly `token_budget` predicted tokens; return the final train loss.
+
+    By default a fresh AdamW with warmup and cosine decay; `optimizer` and `rate_at(step, steps)`
+    replace them (a continued run's optimizer, an anneal's schedule).
+    """
+    optimizer = optimizer if optimizer is not None else _adamw(model, config)
+    rate_at = rate_at or (lambda step, total: learning_rate_at(step, total, config))
     steps = step_token_counts(token_budget, config.tokens_per_step)
     losses = []
     model.train()
     for step, tokens in enumerate(steps):
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate_at(step, len(steps), config)
+            group["lr"] = rate_at(step, len(steps))
         inputs, labels = sample_batch(streams, probs, tokens, config.context, rng)
         logits = model(inputs.to(device))
         loss = F.cross_entropy(
@@ -321,8 +367,88 @@ def train_proxy(
     num_threads: int = 1,
 ) -> ProxyResult:
     """Train a proxy on the mixture for exactly `token_budget` tokens and measure each target in bpb."""
+    result, _ = _run_proxy(train_streams, weights, targets, token_budget, config, seed, device, num_threads)
+    return result
+
+
+def train_proxy_state(
+    train_streams: Mapping[str, np.ndarray],
+    weights: Mapping[str, float],
+    targets: Mapping[str, TargetSet],
+    token_budget: int,
+    config: ProxyConfig,
+    seed: int,
+    device: str = "cpu",
+    num_threads: int = 1,
+    *,
+    initial_state: ProxyState | None = None,
+    schedule: Schedule = "cosine",
+    learning_rate: float | None = None,
+) -> tuple[ProxyResult, ProxyState]:
+    """`train_proxy`, optionally from `initial_state`, also returning the state it ends in.
+
+    From a state, the model takes its parameters and AdamW its moments (the seed then only draws
+    the batches). `schedule`: "cosine" is `train_proxy`'s warmup and cosine decay with
+    `learning_rate` (default: the config's) as the peak; "linear_decay" starts at `learning_rate`
+    (default: the state's last rate, or the config's without a state) and falls linearly to 0.
+    """
+    return _run_proxy(
+        train_streams, weights, targets, token_budget, config, seed, device, num_threads,
+        initial_state=initial_state, schedule=schedule, learning_rate=learning_rate, keep_state=True,
+    )
+
+
+def _schedule(schedule: Schedule, config: ProxyConfig, learning_rate: float | None, initial_state: ProxyState | None):
+    if schedule == "cosine":
+        peaked = config if learning_rate is None else dataclasses.replace(config, learning_rate=learning_rate)
+        return lambda step, total: learning_rate_at(step, total, peaked)
+    if schedule == "linear_decay":
+        default = initial_state.learning_rate if initial_state is not None else config.learning_rate
+        peak = default if learning_rate is None else learning_rate
+        return lambda step, total: linear_decay_rate(step, total, peak)
+    raise ValueError(f"schedule must be 'cosine' or 'linear_decay', got {schedule!r}")
+
+
+def _on_cpu(value):
+    """A state dict's tensors copied to the CPU (the containers rebuilt, other values kept)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {key: _on_cpu(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_on_cpu(item) for item in value)
+    return value
+
+
+def _load_state(model: nn.Module, optimizer: torch.optim.Optimizer, state: ProxyState) -> None:
+    """Load a copy: AdamW's load keeps the given tensors where it can and then updates them in place,
+    which would change a state shared by several runs (a scattered base on a Dask worker)."""
+    try:
+        model.load_state_dict(state.model)
+        optimizer.load_state_dict(_on_cpu(state.optimizer))
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise ValueError(f"initial_state does not fit this proxy config: {err}") from None
+
+
+def _run_proxy(
+    train_streams: Mapping[str, np.ndarray],
+    weights: Mapping[str, float],
+    targets: Mapping[str, TargetSet],
+    token_budget: int,
+    config: ProxyConfig,
+    seed: int,
+    device: str,
+    num_threads: int,
+    initial_state: ProxyState | None = None,
+    schedule: Schedule = "cosine",
+    learning_rate: float | None = None,
+    keep_state: bool = False,
+) -> tuple[ProxyResult, ProxyState | None]:
     if token_budget <= 0:
         raise ValueError(f"token_budget must be positive, got {token_budget}")
+    if learning_rate is not None and not (math.isfinite(learning_rate) and learning_rate >= 0):
+        raise ValueError(f"learning_rate must be finite and non-negative, got {learning_rate}")
+    rate_at = _schedule(schedule, config, learning_rate, initial_state)
     domains, probs = mixture_probabilities(train_streams, weights, config.context)
     for domain in domains:
         _check_tokens(f"domain {domain!r}", train_streams[domain], config.vocab_size)
@@ -333,10 +459,22 @@ def train_proxy(
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         model = ProxyTransformer(config).to(torch_device)
+        optimizer = _adamw(model, config)
+        if initial_state is not None:
+            _load_state(model, optimizer, initial_state)
         streams = [train_streams[domain] for domain in domains]
-        final_loss = _train(model, streams, probs, token_budget, config, rng, torch_device)
+        final_loss = _train(model, streams, probs, token_budget, config, rng, torch_device, optimizer, rate_at)
         bpb = evaluate_targets(model, targets, config, torch_device)
-    return ProxyResult(
+        state = None
+        if keep_state:
+            total_steps = len(step_token_counts(token_budget, config.tokens_per_step))
+            state = ProxyState(
+                model=_on_cpu(model.state_dict()),
+                optimizer=_on_cpu(optimizer.state_dict()),
+                learning_rate=float(rate_at(total_steps - 1, total_steps)),
+                tokens_trained=token_budget + (initial_state.tokens_trained if initial_state is not None else 0),
+            )
+    result = ProxyResult(
         weights=dict(zip(domains, probs.tolist())),
         bpb=bpb,
         tokens_trained=token_budget,
@@ -344,3 +482,4 @@ def train_proxy(
         final_train_loss=final_loss,
         seed=seed,
     )
+    return result, state

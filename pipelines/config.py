@@ -6,6 +6,7 @@ path stands for the run's folder (``<run.root>/<run.name>``). A bad config raise
 """
 
 import hashlib
+import math
 import json
 import re
 from pathlib import Path
@@ -317,6 +318,30 @@ class MixSection(Section):
     validation_seeds: Annotated[list[int], Field(min_length=1)] = [101, 102, 103]
 
 
+class AnnealSection(Section):
+    """The anneal (mid-training) mix over (domain, quality bucket) units, continuing a base proxy."""
+
+    enabled: bool = True
+    quality_edges: list[float] = [0.4, 0.8]  # quality_score buckets: q0 < 0.4 <= q1 < 0.8 <= q2; no score: unscored
+    token_budget: Annotated[int, Field(ge=1000)] = 50_000  # anneal tokens per proxy, after the base's proxies.token_budget
+    count: Annotated[int, Field(ge=4)] | None = None  # anneal mixtures: natural + one corner per unit + samples; default 2 x (units + 1)
+    seeds: Annotated[list[int], Field(min_length=1)] = [0]
+    target_budget: Annotated[int, Field(ge=1)] | None = None  # the real anneal's tokens (cap, mix.yaml token_budget); default: a tenth of the pre-training budget
+    max_epochs: Annotated[float, Field(gt=0)] = 4.0  # repetitions of a unit within the anneal
+    target_weights: dict[str, float] = {}  # target -> weight; default: mix.target_weights, else equal weights
+    bounds: dict[str, tuple[float, float]] = {}  # unit (e.g. wiki/q2) -> (min weight, max weight)
+    learning_rate: Annotated[float, Field(gt=0)] | None = None  # start of the linear decay to 0; default: the base run's last rate
+    validation_seeds: Annotated[list[int], Field(min_length=1)] = [101, 102]
+
+    @field_validator("quality_edges")
+    @classmethod
+    def _increasing(cls, value: list[float]) -> list[float]:
+        # no mixes import here: config.py must not load torch
+        if any(not math.isfinite(edge) for edge in value) or any(b <= a for a, b in zip(value, value[1:])):
+            raise ValueError(f"quality edges must be finite and strictly increasing, got {value}")
+        return value
+
+
 class PipelineConfig(Section):
     run: RunSection = RunSection()
     executor: ExecutorSection = ExecutorSection()
@@ -329,6 +354,7 @@ class PipelineConfig(Section):
     tokenize: TokenizeSection = TokenizeSection()
     proxies: ProxiesSection = ProxiesSection()
     mix: MixSection = MixSection()
+    anneal: AnnealSection = AnnealSection()
     export: ExportSection = ExportSection()
 
     @property

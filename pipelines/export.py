@@ -46,10 +46,14 @@ def run_export(config: PipelineConfig, run: RunDir, client, console) -> dict:
     section = config.export
     tokens = training_tokens(run)
     mix = read_mix(section.mix.replace("{run_dir}", str(run.path))) if section.mix else {"weights": tokens, "name": "natural"}
-    weights = {export_name(d): float(w) for d, w in mix["weights"].items()}
     budget = section.token_budget or mix.get("token_budget") or sum(tokens.values())
-    token_root = run.stage_dir("tokenize") / "_tokens" / "train"
-    token_dirs = {export_name(domain): token_root / domain for domain in tokens}
+    if mix.get("token_dirs"):  # an anneal mix over (domain, quality bucket) units, with their own token files
+        token_dirs = {export_name(u): run.path / folder for u, folder in mix["token_dirs"].items()}
+        weights = {export_name(u): float(w) for u, w in mix["weights"].items() if w > 0}
+    else:
+        token_root = run.stage_dir("tokenize") / "_tokens" / "train"
+        token_dirs = {export_name(domain): token_root / domain for domain in tokens}
+        weights = {export_name(d): float(w) for d, w in mix["weights"].items()}
     tokenizer = describe_tokenizer(run.stage_dir("tokenize") / "_tokenizer" / "tokenizer.json", config.tokenize.tokenizer.eos_token)
     out = Path(section.out.replace("{run_dir}", str(run.path)))
     manifest_stages = run.read_manifest()["stages"]

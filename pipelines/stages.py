@@ -263,6 +263,8 @@ STAGES: dict[str, Stage] = {
               job=lazy_job("pipelines.mixing", "run_proxies")),
         Stage("mix", "mix", "proxies", "regression over the proxies: the bounded optimal mix, validated against natural",
               job=lazy_job("pipelines.mixing", "run_mix")),
+        Stage("anneal", "anneal", "tokenize", "mid-training mix over domain x quality-bucket units, from proxies continuing a base proxy",
+              job=lazy_job("pipelines.anneal", "run_anneal")),
         Stage("export", "export", "tokenize", "the mixture for Megatron-LM and OLMo-core, with manifest and launch script",
               job=run_export),
     ]

@@ -1,0 +1,365 @@
+"""The anneal (mid-training) phase: mixtures over (domain, quality bucket) units, from a base proxy.
+
+A *unit* is the training documents of one domain whose ``quality_score`` falls in one bucket of
+configurable edges: with edges ``[0.4, 0.8]`` the buckets are ``q0`` (score < 0.4), ``q1``
+(0.4 <= score < 0.8) and ``q2`` (score >= 0.8); documents without a score form ``unscored``.
+Units are named ``<domain>/<bucket>`` (``wiki/q2``, ``web/unscored``).
+
+Each unit's token stream is cut out of the tokenize stage's token files document by document: in
+``<tokenize>/<domain>/<rank>.parquet`` the rows of the training split are, in order, the documents
+of ``<tokenize>/_tokens/train/<domain>/<rank>.ds`` (``DomainTokenizer`` writes both in the order
+it reads). That correspondence is checked against every row's ``n_tokens``; any difference fails.
+
+An anneal proxy continues a *base* proxy (trained on the pre-training mix) from its parameters and
+AdamW state, on a unit mixture, with the learning rate falling linearly to 0. The runner mirrors
+`mixes.swarm.run_swarm` (same ``proxies.parquet`` rows, same resume and failure handling); each
+row also carries ``anneal_id``, the fingerprint of the base model, the units and the targets it
+was trained against, so a rerun refuses rows from another base instead of mixing them in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import torch
+
+from curation.shards import safe_segment, shard_rank
+from curation.tokenize import TRAIN
+from mixes.export.token_files import TokenFile, datatrove_token_dtype
+from mixes.proxy_model import ProxyConfig, ProxyState, TargetSet, train_proxy_state
+from mixes.swarm import (
+    BPB_PREFIX,
+    WEIGHT_PREFIX,
+    ProxySpec,
+    SwarmFailed,
+    _check_file_matches,
+    _in_completion_order,
+    _is_future,
+    _ProxiesFile,
+    load_proxies,
+)
+
+UNSCORED = "unscored"
+ANNEAL_ID = "anneal_id"
+SHARD_COLUMNS = ["domain", "split", "n_tokens", "quality_score"]
+UNKNOWN_DOMAIN = "unknown"  # what ShardWriter and DomainTokenizer file a document without a domain under
+
+
+# -- units -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QualityBuckets:
+    """Buckets over `quality_score` between strictly increasing `edges` (lower edge inclusive)."""
+
+    edges: tuple[float, ...]
+
+    def __post_init__(self):
+        edges = np.asarray(self.edges, dtype=np.float64)
+        if edges.ndim != 1 or not np.all(np.isfinite(edges)) or np.any(np.diff(edges) <= 0):
+            raise ValueError(f"quality edges must be finite and strictly increasing, got {list(self.edges)}")
+
+    @property
+    def names(self) -> list[str]:
+        """Bucket names by code: q0 .. q<len(edges)>, then `unscored`."""
+        return [f"q{i}" for i in range(len(self.edges) + 1)] + [UNSCORED]
+
+    def codes(self, scores: Iterable[float | None]) -> np.ndarray:
+        """Each score's bucket code (an index into `names`); a missing or NaN score is `unscored`."""
+        values = np.array([np.nan if s is None else s for s in scores], dtype=np.float64)
+        codes = np.searchsorted(np.asarray(self.edges, dtype=np.float64), values, side="right")
+        codes[np.isnan(values)] = len(self.edges) + 1
+        return codes
+
+    def score_range(self, bucket: str) -> tuple[float | None, float | None]:
+        """[low, high) of a bucket's scores; None for an open end (and both for `unscored`)."""
+        if bucket == UNSCORED:
+            return None, None
+        index = self.names.index(bucket)
+        low = self.edges[index - 1] if index > 0 else None
+        high = self.edges[index] if index < len(self.edges) else None
+        return low, high
+
+
+def unit_name(domain: str, bucket: str) -> str:
+    return f"{domain}/{bucket}"
+
+
+@dataclass(frozen=True)
+class Unit:
+    name: str
+    domain: str
+    bucket: str
+    tokens: int
+    documents: int
+
+
+@dataclass(frozen=True)
+class UnitStreams:
+    """The units (in domain, then bucket order), each one's training documents back to back, and
+    the documents' lengths (each ends with EOS)."""
+
+    units: dict[str, Unit]
+    streams: dict[str, np.ndarray]
+    lengths: dict[str, np.ndarray]
+
+    @property
+    def tokens(self) -> dict[str, int]:
+        return {name: unit.tokens for name, unit in self.units.items()}
+
+    def without_smaller_than(self, min_tokens: int) -> tuple[UnitStreams, dict[str, int]]:
+        """These units less those with fewer than `min_tokens` tokens, and the tokens of those left out."""
+        kept = [name for name, unit in self.units.items() if unit.tokens >= min_tokens]
+        dropped = {name: unit.tokens for name, unit in self.units.items() if unit.tokens < min_tokens}
+        subset = UnitStreams(
+            {n: self.units[n] for n in kept}, {n: self.streams[n] for n in kept}, {n: self.lengths[n] for n in kept}
+        )
+        return subset, dropped
+
+
+def shard_training_rows(path: Path) -> pd.DataFrame:
+    """The training-split rows of a tokenize shard, in file order: domain, n_tokens, quality_score."""
+    table = pq.read_table(path, columns=SHARD_COLUMNS).to_pandas()
+    rows = table.loc[table["split"] == TRAIN].reset_index(drop=True)
+    rows["domain"] = rows["domain"].fillna(UNKNOWN_DOMAIN)
+    return rows
+
+
+def check_alignment(token_file: TokenFile, rows: pd.DataFrame, shard: Path) -> None:
+    """The token file's documents must be the shard's training rows: same count, same lengths."""
+    lengths = token_file.document_lengths
+    counted = rows["n_tokens"].fillna(-1).to_numpy(dtype=np.int64)
+    if len(lengths) != len(counted):
+        raise ValueError(
+            f"{token_file.path} holds {len(lengths)} documents but {shard} has {len(counted)} training rows: "
+            "the tokenize stage's token files and shards disagree (rerun it with --restart)"
+        )
+    wrong = np.flatnonzero(lengths != counted)
+    if wrong.size:
+        i = int(wrong[0])
+        raise ValueError(
+            f"{token_file.path}: document {i} has {int(lengths[i])} tokens but row {i} of the training rows "
+            f"of {shard} says n_tokens {int(counted[i])} ({wrong.size} such document(s)): the token file "
+            "and the shard are not in the same order or not from the same run (rerun tokenize with --restart)"
+        )
+
+
+def _rank_files(folder: Path, suffix: str) -> dict[int, Path]:
+    if not folder.is_dir():
+        return {}
+    return {shard_rank(p): p for p in folder.glob(f"*{suffix}") if p.is_file() and not p.name.startswith(".")}
+
+
+def build_unit_streams(
+    tokenize_dir: Path, domains: Sequence[str], buckets: QualityBuckets, vocab_size: int
+) -> UnitStreams:
+    """Every unit's token stream, cut per document from the domains' training token files.
+
+    Shards and token files are found by the domain's path segment, so domains whose names map to
+    one segment are read together, with each row's own domain deciding its unit.
+    """
+    tokenize_dir = Path(tokenize_dir)
+    segments = list(dict.fromkeys(safe_segment(domain) for domain in domains))
+    parts: dict[tuple[str, int], list[np.ndarray]] = {}
+    documents: dict[tuple[str, int], list[np.ndarray]] = {}
+    for segment in segments:
+        shards = _rank_files(tokenize_dir / segment, ".parquet")
+        token_files = _rank_files(tokenize_dir / "_tokens" / TRAIN / segment, ".ds")
+        orphans = sorted(set(token_files) - set(shards))
+        if orphans:
+            raise ValueError(
+                f"{[str(token_files[r]) for r in orphans]}: token files without a shard of the same rank "
+                f"in {tokenize_dir / segment}: the tokenize stage is incomplete or stale (rerun it with --restart)"
+            )
+        for rank in sorted(shards):
+            rows = shard_training_rows(shards[rank])
+            if rank not in token_files:
+                if len(rows):
+                    raise ValueError(
+                        f"{shards[rank]} has {len(rows)} training rows but there is no token file "
+                        f"{tokenize_dir / '_tokens' / TRAIN / segment / f'{rank:05d}.ds'}"
+                    )
+                continue
+            token_file = TokenFile(token_files[rank], vocab_size)
+            check_alignment(token_file, rows, shards[rank])
+            _add_documents(parts, documents, token_file, rows, buckets)
+    return _assemble(parts, documents, domains, buckets)
+
+
+def _add_documents(parts, documents, token_file: TokenFile, rows: pd.DataFrame, buckets: QualityBuckets) -> None:
+    """Split one token file's tokens by the unit of the document they belong to."""
+    if not len(rows):
+        return
+    keys = list(zip(rows["domain"], buckets.codes(rows["quality_score"]).tolist()))
+    ids = {key: index for index, key in enumerate(dict.fromkeys(keys))}
+    doc_unit = np.array([ids[key] for key in keys], dtype=np.int64)
+    token_unit = np.repeat(doc_unit, token_file.document_lengths)
+    tokens = np.asarray(token_file.tokens)
+    for key, index in ids.items():
+        parts.setdefault(key, []).append(tokens[token_unit == index])
+        documents.setdefault(key, []).append(token_file.document_lengths[doc_unit == index])
+
+
+def _assemble(parts, documents, domains: Sequence[str], buckets: QualityBuckets) -> UnitStreams:
+    order = {domain: i for i, domain in enumerate(domains)}
+    units, streams, lengths = {}, {}, {}
+    for domain, code in sorted(parts, key=lambda key: (order.get(key[0], len(order)), key[0], key[1])):
+        stream = np.concatenate(parts[(domain, code)])
+        if not len(stream):
+            continue
+        bucket = buckets.names[code]
+        name = unit_name(domain, bucket)
+        lengths[name] = np.concatenate(documents[(domain, code)]).astype(np.int64)
+        units[name] = Unit(name, domain, bucket, len(stream), len(lengths[name]))
+        streams[name] = stream
+    return UnitStreams(units, streams, lengths)
+
+
+def write_unit_token_files(units: UnitStreams, names: Iterable[str], out_dir: Path, vocab_size: int) -> dict[str, Path]:
+    """Each named unit as one datatrove token file, ``<out_dir>/<folder>/00000.ds`` and ``.ds.index``.
+
+    The format `DocumentTokenizer` writes (see `mixes.export.token_files`), so the export reads a
+    unit's folder as it reads a domain's. The folder is the unit's name with '/' as '-' (as the
+    export names files), so no unit's folder lies inside another's. Files appear under their
+    final names only when complete.
+    """
+    folders = {}
+    dtype = datatrove_token_dtype(vocab_size)
+    for name in names:
+        folder = Path(out_dir) / safe_segment(name.replace("/", "-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "00000.ds"
+        index = path.with_name(path.name + ".index")
+        for target, data in ((path, units.streams[name].astype(dtype)), (index, np.cumsum(units.lengths[name]).astype("<u8"))):
+            temporary = target.with_name(f".{target.name}.tmp")
+            data.tofile(temporary)
+            os.replace(temporary, target)
+        folders[name] = folder
+    return folders
+
+
+# -- the base model and its fingerprint -------------------------------------------------------------
+
+
+def fingerprint(data: object) -> str:
+    """A short stable hash of JSON-able data."""
+    payload = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def save_state(state: ProxyState, path: Path, meta: Mapping) -> None:
+    """The state and what it was trained from, written atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    torch.save({"meta": dict(meta), "state": state.to_dict()}, temporary)
+    os.replace(temporary, path)
+
+
+def load_state(path: Path, base_id: str) -> tuple[ProxyState, dict] | None:
+    """The saved state and its meta if it was trained for `base_id`; None if absent or another base."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    if saved.get("meta", {}).get("base_id") != base_id:
+        return None
+    return ProxyState.from_dict(saved["state"]), saved["meta"]
+
+
+# -- anneal proxies -----------------------------------------------------------------------------------
+
+
+def run_anneal_spec(
+    spec: ProxySpec,
+    unit_streams: Mapping[str, np.ndarray],
+    targets: Mapping[str, TargetSet],
+    token_budget: int,
+    config: ProxyConfig,
+    base: ProxyState,
+    anneal_id: str,
+    learning_rate: float | None,
+    device: str,
+) -> dict:
+    """Task body: continue the base proxy on the spec's unit mixture (linear decay to 0); its row."""
+    result, _ = train_proxy_state(
+        unit_streams, spec.weights, targets, token_budget, config, spec.seed, device,
+        initial_state=base, schedule="linear_decay", learning_rate=learning_rate,
+    )
+    return {
+        "mixture_id": spec.mixture_id,
+        "seed": spec.seed,
+        **{f"{WEIGHT_PREFIX}{unit}": weight for unit, weight in result.weights.items()},
+        **{f"{BPB_PREFIX}{target}": value for target, value in result.bpb.items()},
+        "tokens": result.tokens_trained,
+        "seconds": result.seconds,
+        "final_train_loss": result.final_train_loss,
+        ANNEAL_ID: anneal_id,
+    }
+
+
+def check_anneal_id(finished: pd.DataFrame, anneal_id: str, path: Path) -> None:
+    if finished.empty:
+        return
+    stored = set(finished[ANNEAL_ID]) if ANNEAL_ID in finished else {None}
+    if stored != {anneal_id}:
+        raise ValueError(
+            f"{path}: its anneal proxies continue another base model or use other units or targets "
+            f"(anneal_id {sorted(map(str, stored))}, now {anneal_id}); the pre-training mix, the proxy "
+            "model, the tokenize stage or the quality edges changed: rerun the anneal stage with --restart"
+        )
+
+
+def run_anneal_swarm(
+    specs: Sequence[ProxySpec],
+    submit: Callable,
+    out_path: Path,
+    unit_streams,
+    targets,
+    token_budget: int,
+    config: ProxyConfig,
+    base,
+    anneal_id: str,
+    learning_rate: float | None = None,
+    device: str = "cpu",
+    on_result: Callable[[dict, int, int], None] | None = None,
+) -> pd.DataFrame:
+    """`run_swarm` for anneal proxies: every spec not yet in `out_path`, continued from `base`.
+
+    `unit_streams`, `targets` and `base` are passed through unchanged (Dask futures from
+    `client.scatter` are fine). Failures are raised together as `SwarmFailed` at the end.
+    """
+    keys = [(spec.mixture_id, spec.seed) for spec in specs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("specs repeat a (mixture_id, seed) pair")
+    finished = load_proxies(out_path)
+    check_anneal_id(finished, anneal_id, out_path)
+    _check_file_matches(finished, specs, token_budget)
+    done = set(zip(finished["mixture_id"], finished["seed"]))
+    pending = [spec for spec in specs if (spec.mixture_id, spec.seed) not in done]
+    results = _ProxiesFile(out_path, finished, len(specs), len(specs) - len(pending), on_result)
+    futures = []
+    for spec in pending:
+        args = (spec, unit_streams, targets, token_budget, config, base, anneal_id, learning_rate, device)
+        try:
+            handle = submit(run_anneal_spec, *args)
+        except Exception as error:  # noqa: BLE001 - a synchronous submit raises the task's error
+            results.failures[(spec.mixture_id, spec.seed)] = error
+            continue
+        if _is_future(handle):
+            futures.append((spec, handle))
+        else:
+            results.add(spec, lambda handle=handle: handle)
+    for spec, future in _in_completion_order(futures):
+        results.add(spec, future.result)
+    if results.failures:
+        raise SwarmFailed(results.failures)
+    return load_proxies(out_path)
