@@ -62,6 +62,7 @@ def run_stage(
     wanted = stage_hash(config, stage, manifest)
     previous = manifest["stages"].get(stage.name)
     if previous and previous.get("config_hash") != wanted:
+        restart = restart or stage.cheap
         if not restart:
             raise StageOrderError(
                 f"{run.path}: stage {stage.name!r} was run with another config "

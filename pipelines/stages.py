@@ -59,6 +59,7 @@ class Stage:
     plan: Callable[[PipelineConfig, RunDir], StagePlan] | None = None
     job: Callable | None = None
     describe: Callable[[PipelineConfig, RunDir], dict] | None = None  # extra manifest facts after a document stage
+    cheap: bool = False  # redone whenever its config changes, without asking for --restart
 
 
 def expand_inputs(patterns: list[str], run: RunDir, key: str) -> list[str]:
@@ -266,6 +267,6 @@ STAGES: dict[str, Stage] = {
         Stage("anneal", "anneal", "tokenize", "mid-training mix over domain x quality-bucket units, from proxies continuing a base proxy",
               job=lazy_job("pipelines.anneal", "run_anneal")),
         Stage("export", "export", "tokenize", "the mixture for Megatron-LM and OLMo-core, with manifest and launch script",
-              job=run_export),
+              job=run_export, cheap=True),
     ]
 }
