@@ -35,17 +35,7 @@ from curation.shards import safe_segment, shard_rank
 from curation.tokenize import TRAIN
 from mixes.export.token_files import TokenFile, datatrove_token_dtype
 from mixes.proxy_model import ProxyConfig, ProxyState, TargetSet, train_proxy_state
-from mixes.swarm import (
-    BPB_PREFIX,
-    WEIGHT_PREFIX,
-    ProxySpec,
-    SwarmFailed,
-    _check_file_matches,
-    _in_completion_order,
-    _is_future,
-    _ProxiesFile,
-    load_proxies,
-)
+from mixes.swarm import BPB_PREFIX, WEIGHT_PREFIX, ProxySpec, run_specs
 
 UNSCORED = "unscored"
 ANNEAL_ID = "anneal_id"
@@ -337,29 +327,8 @@ def run_anneal_swarm(
     `unit_streams`, `targets` and `base` are passed through unchanged (Dask futures from
     `client.scatter` are fine). Failures are raised together as `SwarmFailed` at the end.
     """
-    keys = [(spec.mixture_id, spec.seed) for spec in specs]
-    if len(set(keys)) != len(keys):
-        raise ValueError("specs repeat a (mixture_id, seed) pair")
-    finished = load_proxies(out_path)
-    check_anneal_id(finished, anneal_id, out_path)
-    _check_file_matches(finished, specs, token_budget)
-    done = set(zip(finished["mixture_id"], finished["seed"]))
-    pending = [spec for spec in specs if (spec.mixture_id, spec.seed) not in done]
-    results = _ProxiesFile(out_path, finished, len(specs), len(specs) - len(pending), on_result)
-    futures = []
-    for spec in pending:
-        args = (spec, unit_streams, targets, token_budget, config, base, anneal_id, learning_rate, device)
-        try:
-            handle = submit(run_anneal_spec, *args)
-        except Exception as error:  # noqa: BLE001 - a synchronous submit raises the task's error
-            results.failures[(spec.mixture_id, spec.seed)] = error
-            continue
-        if _is_future(handle):
-            futures.append((spec, handle))
-        else:
-            results.add(spec, lambda handle=handle: handle)
-    for spec, future in _in_completion_order(futures):
-        results.add(spec, future.result)
-    if results.failures:
-        raise SwarmFailed(results.failures)
-    return load_proxies(out_path)
+    task_args = (unit_streams, targets, token_budget, config, base, anneal_id, learning_rate, device)
+    return run_specs(
+        specs, submit, out_path, token_budget, run_anneal_spec, task_args, on_result,
+        check_finished=lambda finished: check_anneal_id(finished, anneal_id, out_path),
+    )

@@ -158,19 +158,39 @@ def run_swarm(
     not stop the others; they are raised together as `SwarmFailed` once the rest have finished.
     A synchronous `submit` runs (and saves) each proxy as it is submitted.
     """
+    task_args = (train_streams, targets, token_budget, config, device)
+    return run_specs(specs, submit, out_path, token_budget, run_proxy_spec, task_args, on_result)
+
+
+def run_specs(
+    specs: Sequence[ProxySpec],
+    submit: Callable,
+    out_path: Path,
+    token_budget: int,
+    task: Callable,
+    task_args: tuple,
+    on_result: Callable[[dict, int, int], None] | None = None,
+    check_finished: Callable[[pd.DataFrame], None] | None = None,
+) -> pd.DataFrame:
+    """Submit ``task(spec, *task_args)`` for every spec not yet in `out_path`, saving each result as it comes.
+
+    Shared by the pre-training and anneal swarms; ``check_finished`` can refuse a file
+    written for other inputs before anything runs.
+    """
     keys = [(spec.mixture_id, spec.seed) for spec in specs]
     if len(set(keys)) != len(keys):
         raise ValueError("specs repeat a (mixture_id, seed) pair")
     finished = load_proxies(out_path)
+    if check_finished is not None:
+        check_finished(finished)
     _check_file_matches(finished, specs, token_budget)
     done = set(zip(finished["mixture_id"], finished["seed"]))
     pending = [spec for spec in specs if (spec.mixture_id, spec.seed) not in done]
     results = _ProxiesFile(out_path, finished, len(specs), len(specs) - len(pending), on_result)
     futures = []
     for spec in pending:
-        args = (spec, train_streams, targets, token_budget, config, device)
         try:
-            handle = submit(run_proxy_spec, *args)
+            handle = submit(task, spec, *task_args)
         except Exception as error:  # noqa: BLE001 - a synchronous submit raises the task's error
             results.failures[(spec.mixture_id, spec.seed)] = error
             continue
