@@ -231,6 +231,7 @@ class RephraseSection(Section):
     styles: list[Literal["wiki", "qa", "distill", "knowledge_list"]] = ["wiki", "qa"]
     route_by_quality: QualityBandSection | None = None  # Nemotron-CC routing instead of fixed styles
     domains: list[str] | None = None  # which domains to rephrase; none: all
+    where: str | None = None  # a SQL predicate over the input stage's columns, e.g. "quality_score < 0.3 and lang = 'en'"
     min_quality: float | None = None
     max_quality: float | None = None
     max_concurrency: Annotated[int, Field(ge=1)] = 16

@@ -3,6 +3,9 @@
 import glob
 import importlib
 import os
+from pathlib import Path
+
+import duckdb
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,6 +31,7 @@ from pipelines.export import run_export
 from pipelines.tokens import TOKENIZE_READS, prepare_tokenizer, token_counts
 from pipelines.config import ConfigError, PipelineConfig
 from pipelines.run import RunDir
+from pipelines.sql import connect
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,20 @@ def plan_classify(config: PipelineConfig, run: RunDir) -> StagePlan:
     return StagePlan([*steps, ShardWriter(stage_dir)], tasks=config.classify.tasks)
 
 
+def select_ids(run: RunDir, stage: str, where: str, key: str) -> Path:
+    """Evaluates a SQL predicate over a stage's documents once, in the driver: the ids it keeps, as Parquet."""
+    out = run.stage_dir("rephrase") / "_selection" / "ids.parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    con = connect(run.path)
+    try:
+        con.execute(f'COPY (SELECT id FROM "{stage}" WHERE ({where})) TO \'{out}\' (FORMAT parquet)')
+    except duckdb.Error as err:
+        raise ConfigError(f"{key}: {err}") from None
+    finally:
+        con.close()
+    return out
+
+
 def plan_rephrase(config: PipelineConfig, run: RunDir) -> StagePlan:
     section = config.rephrase
     stage_dir = run.stage_dir("rephrase")
@@ -216,7 +234,12 @@ def plan_rephrase(config: PipelineConfig, run: RunDir) -> StagePlan:
             budget_tokens=section.budget_tokens,
             allow_truncated=section.allow_truncated,
         ),
-        selection=Selection(tuple(section.domains) if section.domains else None, section.min_quality, section.max_quality),
+        selection=Selection(
+            tuple(section.domains) if section.domains else None,
+            section.min_quality,
+            section.max_quality,
+            ids_file=str(select_ids(run, REPHRASE_READS, section.where, "rephrase.where")) if section.where else None,
+        ),
         batch_size=section.batch_size,
     )
     checks = [contamination_step(config, run, removed, "rephrase")] if client and config.classify.contamination else []

@@ -85,3 +85,20 @@ def test_synthetic_documents_pass_the_contamination_check(tmp_path):
         summary = run_stage(config, STAGES["rephrase"], client, Console(quiet=True))
     assert summary.counts["removed"] == {"contamination/farm": 1, "rephrase_refusal": 1}
     assert query(run.path, "select id from removed where reason = 'contamination/farm'")[1] == [("doc-1#wiki",)]
+
+
+def test_a_sql_predicate_selects_what_is_rephrased(tmp_path, client):
+    with StubOpenAIServer() as server:
+        config = parse_config({
+            "run": {"name": "r", "root": str(tmp_path)},
+            "rephrase": {"endpoint": server.base_url, "model": "m", "styles": ["qa"], "tasks": 2,
+                         "where": "id in ('doc-0', 'doc-3') or url like '%/5'"},
+        })
+        run = RunDir(config.run_dir)
+        upstream_documents(run, 6)
+        summary = run_stage(config, STAGES["rephrase"], client, Console(quiet=True))
+    parents = sorted(r[0] for r in query(run.path, "select parent_id from rephrase where source = 'synthetic'")[1])
+    assert parents == ["doc-0", "doc-3", "doc-5"] and summary.counts["created"] == 3
+    bad = config.model_copy(update={"rephrase": config.rephrase.model_copy(update={"where": "no_such_column > 1"})})
+    with pytest.raises(ConfigError, match="rephrase.where: .*no_such_column"):
+        run_stage(bad, STAGES["rephrase"], client, Console(quiet=True), restart=True)

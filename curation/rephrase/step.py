@@ -14,12 +14,14 @@ ones wait for their batch: the order of a rank's output differs from its input's
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.logging import logger
@@ -47,27 +49,38 @@ CARRIED_KEYS = ("url", "lang", "license", "opt_out")
 rights attached to it (a rephrasing is a derivative of its parent)."""
 
 
+@functools.lru_cache(maxsize=4)
+def selected_ids(ids_file: str) -> frozenset[str]:
+    """The ids a SQL selection chose, read once per worker process."""
+    return frozenset(pq.read_table(ids_file, columns=["id"]).column("id").to_pylist())
+
+
 @dataclass(frozen=True)
 class Selection:
     """Which documents are rephrased; the others pass through untouched.
 
     ``domains`` None selects every domain. The quality band is inclusive at both ends;
     with either bound set, a document without a ``quality_score`` is not selected.
+    ``ids_file``: a Parquet file with an ``id`` column (the stage writes it from a SQL
+    predicate before the ranks run); only those documents are selected.
     Synthetic documents are never selected, so rephrasings are not rephrased again.
     """
 
     domains: tuple[str, ...] | None = None
     min_quality: float | None = None
     max_quality: float | None = None
+    ids_file: str | None = None
 
     def __post_init__(self) -> None:
         if self.min_quality is not None and self.max_quality is not None and self.min_quality > self.max_quality:
             raise ValueError("min_quality must not exceed max_quality")
 
-    def selects(self, metadata: Mapping) -> bool:
+    def selects(self, metadata: Mapping, doc_id: str | None = None) -> bool:
         if metadata.get("source") == SYNTHETIC_SOURCE:
             return False
         if self.domains is not None and metadata.get("domain") not in self.domains:
+            return False
+        if self.ids_file is not None and doc_id not in selected_ids(self.ids_file):
             return False
         return self._in_quality_band(metadata.get("quality_score"))
 
@@ -206,7 +219,7 @@ class RephraseStep(PipelineStep):
 
     def styles_for(self, doc: Document) -> tuple[str, ...]:
         """The styles to generate for ``doc``; empty when it passes through."""
-        if not self.selection.selects(doc.metadata):
+        if not self.selection.selects(doc.metadata, doc.id):
             return ()
         return self.styles.styles_for(doc.metadata)
 
