@@ -1,5 +1,8 @@
 """Retry rules shared by everything that talks HTTP (Common Crawl downloads, VLM OCR, the LLM client).
 
+Also what the two OpenAI-compatible clients share: an attempt's failure and the
+bearer header read from a named environment variable.
+
 Which answers are worth another try (429 and 5xx; the caller decides about transport
 errors), how long to wait before it (exponential backoff with "equal jitter", capped,
 honouring a server's ``Retry-After``), and how to read ``Retry-After``.
@@ -8,6 +11,7 @@ honouring a server's ``Retry-After``), and how to read ``Retry-After``.
 from __future__ import annotations
 
 import math
+import os
 import random
 from dataclasses import dataclass
 
@@ -59,3 +63,30 @@ def parse_retry_after_s(value: str | None) -> float | None:
     except ValueError:
         return None
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+class AttemptFailed(Exception):
+    """One attempt failed; carries whether to retry and the server's ``Retry-After``."""
+
+    def __init__(self, reason: str, retryable: bool, retry_after_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s
+
+
+class MissingApiKeyError(RuntimeError):
+    """The environment variable named for an API key is unset or empty."""
+
+
+def bearer_headers(api_key_env: str | None) -> dict[str, str]:
+    """The auth header from the variable named ``api_key_env``; none when no variable is configured.
+
+    The key is read here only and never put in an error message.
+    """
+    if api_key_env is None:
+        return {}
+    key = os.environ.get(api_key_env, "")
+    if not key:
+        raise MissingApiKeyError(f"environment variable {api_key_env} is unset or empty")
+    return {"Authorization": f"Bearer {key}"}

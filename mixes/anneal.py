@@ -35,7 +35,7 @@ from curation.shards import safe_segment, shard_rank
 from curation.tokenize import TRAIN
 from mixes.export.token_files import TokenFile, datatrove_token_dtype
 from mixes.proxy_model import ProxyConfig, ProxyState, TargetSet, train_proxy_state
-from mixes.swarm import BPB_PREFIX, WEIGHT_PREFIX, ProxySpec, run_specs
+from mixes.swarm import ProxySpec, proxy_row, run_specs
 
 UNSCORED = "unscored"
 ANNEAL_ID = "anneal_id"
@@ -284,16 +284,7 @@ def run_anneal_spec(
         unit_streams, spec.weights, targets, token_budget, config, spec.seed, device,
         initial_state=base, schedule="linear_decay", learning_rate=learning_rate,
     )
-    return {
-        "mixture_id": spec.mixture_id,
-        "seed": spec.seed,
-        **{f"{WEIGHT_PREFIX}{unit}": weight for unit, weight in result.weights.items()},
-        **{f"{BPB_PREFIX}{target}": value for target, value in result.bpb.items()},
-        "tokens": result.tokens_trained,
-        "seconds": result.seconds,
-        "final_train_loss": result.final_train_loss,
-        ANNEAL_ID: anneal_id,
-    }
+    return proxy_row(spec, result) | {ANNEAL_ID: anneal_id}
 
 
 def check_anneal_id(finished: pd.DataFrame, anneal_id: str, path: Path) -> None:

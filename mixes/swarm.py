@@ -62,7 +62,11 @@ def run_proxy_spec(
     device: str,
 ) -> dict:
     """Task body: train one proxy and return its row for `proxies.parquet`."""
-    result = train_proxy(train_streams, spec.weights, targets, token_budget, config, spec.seed, device)
+    return proxy_row(spec, train_proxy(train_streams, spec.weights, targets, token_budget, config, spec.seed, device))
+
+
+def proxy_row(spec: ProxySpec, result) -> dict:
+    """A finished proxy as a row: its mixture, the bits per byte on each target, its cost."""
     return {
         "mixture_id": spec.mixture_id,
         "seed": spec.seed,

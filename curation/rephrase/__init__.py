@@ -1,5 +1,6 @@
 """LLM rephrasing (WRAP / Nemotron-CC style synthetic data) through OpenAI-compatible endpoints."""
 
+from curation.http_retry import MissingApiKeyError
 from curation.rephrase.cache import CompletionCache, cache_key
 from curation.rephrase.client import (
     ChatClient,
@@ -8,7 +9,6 @@ from curation.rephrase.client import (
     ClientConfig,
     ClientStats,
     LLMError,
-    MissingApiKeyError,
     Usage,
     complete_batch_sync,
 )

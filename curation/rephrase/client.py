@@ -19,13 +19,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import httpx
 
-from curation.http_retry import RetryPolicy, parse_retry_after_s
+from curation.http_retry import AttemptFailed, RetryPolicy, bearer_headers, parse_retry_after_s
 
 logger = logging.getLogger(__name__)
 
@@ -151,44 +150,21 @@ class LLMError(Exception):
         return (LLMError, (self.reason, self.attempts))
 
 
-class MissingApiKeyError(RuntimeError):
-    """The configured API key variable is unset or empty (the message names the variable only)."""
-
-
-class _AttemptFailed(Exception):
-    """One attempt failed; carries whether to retry and the server's ``Retry-After``."""
-
-    def __init__(self, reason: str, *, retryable: bool, retry_after_s: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retryable = retryable
-        self.retry_after_s = retry_after_s
-
-
-def read_api_key_headers(api_key_env: str | None) -> dict[str, str]:
-    """Build the auth header from the variable named ``api_key_env``; none if unset in config."""
-    if api_key_env is None:
-        return {}
-    key = os.environ.get(api_key_env, "")
-    if not key:
-        raise MissingApiKeyError(f"environment variable {api_key_env} is unset or empty")
-    return {"Authorization": f"Bearer {key}"}
-
 
 def parse_chat_response(response: httpx.Response, attempt: int) -> ChatResult:
-    """Turn an HTTP answer into a result, or raise :class:`_AttemptFailed` with its reason."""
+    """Turn an HTTP answer into a result, or raise :class:`AttemptFailed` with its reason."""
     status = response.status_code
     if status == 429:
         retry_after = parse_retry_after_s(response.headers.get("Retry-After"))
-        raise _AttemptFailed("http_429", retryable=True, retry_after_s=retry_after)
+        raise AttemptFailed("http_429", retryable=True, retry_after_s=retry_after)
     if status >= 500:
-        raise _AttemptFailed(f"http_{status}", retryable=True)
+        raise AttemptFailed(f"http_{status}", retryable=True)
     if not response.is_success:
-        raise _AttemptFailed(f"http_{status}", retryable=False)
+        raise AttemptFailed(f"http_{status}", retryable=False)
     try:
         body = response.json()
     except ValueError:
-        raise _AttemptFailed("malformed_json", retryable=True) from None
+        raise AttemptFailed("malformed_json", retryable=True) from None
     try:
         choice = body["choices"][0]
         content = choice["message"].get("content") or ""
@@ -205,7 +181,7 @@ def parse_chat_response(response: httpx.Response, attempt: int) -> ChatResult:
             attempts=attempt,
         )
     except (KeyError, IndexError, TypeError, ValueError, AttributeError):
-        raise _AttemptFailed("missing_fields", retryable=True) from None
+        raise AttemptFailed("missing_fields", retryable=True) from None
 
 
 class ChatClient:
@@ -221,7 +197,7 @@ class ChatClient:
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
         self.stats = ClientStats()
-        self._headers = read_api_key_headers(config.api_key_env)
+        self._headers = bearer_headers(config.api_key_env)
         self._lanes: list[httpx.AsyncClient] = []
         self._free_slots: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
         self._next_request_id = 0
@@ -262,7 +238,7 @@ class ChatClient:
             attempt += 1
             try:
                 result = await self._attempt(payload, attempt)
-            except _AttemptFailed as failure:
+            except AttemptFailed as failure:
                 if not failure.retryable or attempt > self.config.max_retries:
                     self.stats.failures += 1
                     logger.warning("chat request %d failed after %d attempt(s): %s",
@@ -296,9 +272,9 @@ class ChatClient:
             async with asyncio.timeout(self.config.timeout_s):
                 response = await lane.post(CHAT_COMPLETIONS_PATH, json=payload)
         except (TimeoutError, httpx.TimeoutException):
-            raise _AttemptFailed("timeout", retryable=True) from None
+            raise AttemptFailed("timeout", retryable=True) from None
         except httpx.TransportError:
-            raise _AttemptFailed("connection_error", retryable=True) from None
+            raise AttemptFailed("connection_error", retryable=True) from None
         finally:
             self._free_slots.put_nowait(lane)
         return parse_chat_response(response, attempt)

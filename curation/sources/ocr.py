@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import os
 import re
 import time
 from abc import ABC, abstractmethod
@@ -34,7 +33,7 @@ import httpx
 import pymupdf
 from datatrove.utils.logging import logger
 
-from curation.http_retry import RetryPolicy, parse_retry_after_s, retryable_status
+from curation.http_retry import AttemptFailed, MissingApiKeyError, RetryPolicy, bearer_headers, parse_retry_after_s, retryable_status
 
 ENGINES = ("off", "tesseract", "vlm")
 CHAT_COMPLETIONS_PATH = "chat/completions"
@@ -183,23 +182,6 @@ class TesseractOcr(PageOcr):
         return OcrResult(textpage=textpage)
 
 
-class _AttemptFailed(Exception):
-    def __init__(self, reason: str, retryable: bool, retry_after_s: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retryable = retryable
-        self.retry_after_s = retry_after_s
-
-
-def api_key_headers(api_key_env: str | None) -> dict[str, str]:
-    if api_key_env is None:
-        return {}
-    key = os.environ.get(api_key_env, "")
-    if not key:
-        raise OcrUnavailableError(f"ocr.vlm.api_key_env: environment variable {api_key_env} is unset or empty")
-    return {"Authorization": f"Bearer {key}"}
-
-
 def chat_body(vlm: VlmConfig, png: bytes) -> dict:
     image_url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
     content = [{"type": "text", "text": vlm.prompt}, {"type": "image_url", "image_url": {"url": image_url}}]
@@ -212,20 +194,20 @@ def chat_body(vlm: VlmConfig, png: bytes) -> dict:
 
 
 def answer_text(response: httpx.Response) -> str:
-    """The page text from a chat completion, or :class:`_AttemptFailed` saying why not."""
+    """The page text from a chat completion, or :class:`AttemptFailed` saying why not."""
     status = response.status_code
     if retryable_status(status):
-        raise _AttemptFailed(f"http_{status}", True, parse_retry_after_s(response.headers.get("Retry-After")))
+        raise AttemptFailed(f"http_{status}", True, parse_retry_after_s(response.headers.get("Retry-After")))
     if not response.is_success:
-        raise _AttemptFailed(f"http_{status}", False)
+        raise AttemptFailed(f"http_{status}", False)
     try:
         content = response.json()["choices"][0]["message"]["content"]
     except ValueError:
-        raise _AttemptFailed("malformed_json", True) from None
+        raise AttemptFailed("malformed_json", True) from None
     except (KeyError, IndexError, TypeError):
-        raise _AttemptFailed("missing_fields", True) from None
+        raise AttemptFailed("missing_fields", True) from None
     if not isinstance(content, str):
-        raise _AttemptFailed("missing_fields", True)
+        raise AttemptFailed("missing_fields", True)
     return FRONT_MATTER.sub("", content, count=1).strip()
 
 
@@ -234,7 +216,10 @@ class VlmOcr(PageOcr):
         super().__init__(config)
         self.vlm = config.vlm
         self.retry = config.vlm.retry
-        headers = api_key_headers(self.vlm.api_key_env)
+        try:
+            headers = bearer_headers(self.vlm.api_key_env)
+        except MissingApiKeyError as err:
+            raise OcrUnavailableError(f"ocr.vlm.api_key_env: {err}") from None
         self.client = httpx.Client(base_url=self.vlm.base_url.rstrip("/") + "/", timeout=self.vlm.timeout_s, headers=headers)
 
     def read(self, page: pymupdf.Page, where: str) -> OcrResult:
@@ -248,7 +233,7 @@ class VlmOcr(PageOcr):
             attempt += 1
             try:
                 return answer_text(self.post(body))
-            except _AttemptFailed as failure:
+            except AttemptFailed as failure:
                 if not failure.retryable or attempt > self.retry.max_retries:
                     raise OcrFailed(failure.reason, attempt) from None
                 delay = self.retry.delay_s(attempt, key=where, retry_after_s=failure.retry_after_s)
@@ -259,9 +244,9 @@ class VlmOcr(PageOcr):
         try:
             return self.client.post(CHAT_COMPLETIONS_PATH, json=body)
         except httpx.TimeoutException:
-            raise _AttemptFailed("timeout", True) from None
+            raise AttemptFailed("timeout", True) from None
         except httpx.TransportError as err:
-            raise _AttemptFailed(f"connection_error ({type(err).__name__})", True) from None
+            raise AttemptFailed(f"connection_error ({type(err).__name__})", True) from None
 
     def close(self) -> None:
         self.client.close()
