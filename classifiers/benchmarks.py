@@ -108,6 +108,15 @@ def load_benchmark(spec: BenchmarkSpec) -> Benchmark:
     return benchmark
 
 
+def require_items(benchmark: Benchmark, spec: BenchmarkSpec) -> None:
+    """A benchmark whose fields match no row would make the contamination check a silent no-op."""
+    if benchmark.items:
+        return
+    first = benchmark.problems[0] if benchmark.problems else None
+    detail = f"; e.g. line {first.line}: {first.message}" if first else " (the file is empty)"
+    raise BenchmarkFileError(f"benchmark {spec.name!r}: no item of {spec.path} has the fields {list(spec.fields)}{detail}")
+
+
 def load_benchmarks(specs: Iterable[BenchmarkSpec]) -> tuple[list[Benchmark], list[RowProblem]]:
     benchmarks = [load_benchmark(spec) for spec in specs]
     return benchmarks, [problem for benchmark in benchmarks for problem in benchmark.problems]

@@ -62,6 +62,7 @@ from pathlib import Path
 import numpy as np
 
 from classifiers.benchmarks import Benchmark
+from curation.atomic import atomic_path, write_text_atomic
 
 DEFAULT_N = 13
 DEFAULT_THRESHOLD = 0.05
@@ -654,10 +655,8 @@ class ContaminationIndex:
         path = Path(path)
         if path.suffix != ".npz":
             raise ValueError(f"{path}: the index file name must end in .npz")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".tmp.npz")
-        np.savez(temporary, **self._arrays())
-        temporary.replace(path)
+        with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+            np.savez(handle, **self._arrays())
         return path
 
     def _arrays(self) -> dict[str, np.ndarray]:
@@ -946,9 +945,7 @@ class ContaminationReport:
     def write_json(self, path: str | Path) -> None:
         """Write atomically (temporary file, then rename), one file per rank."""
         path = Path(path)
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(json.dumps(self.to_dict(), indent=1))
-        temporary.replace(path)
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def read_json(cls, path: str | Path) -> "ContaminationReport":

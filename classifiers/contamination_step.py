@@ -19,7 +19,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.logging import logger
 
-from classifiers.benchmarks import BenchmarkFileError, BenchmarkSpec, load_benchmarks
+from classifiers.benchmarks import BenchmarkFileError, BenchmarkSpec, load_benchmarks, require_items
 from classifiers.contamination import (
     DEFAULT_MAX_ITEMS_PER_GRAM,
     DEFAULT_N,
@@ -64,6 +64,8 @@ def build_index_file(
         logger.info(f"{out_path}: contamination index is up to date")
         return out_path
     benchmarks, problems = load_benchmarks(specs)
+    for benchmark, spec in zip(benchmarks, specs):
+        require_items(benchmark, spec)
     for problem in problems:
         logger.warning(f"malformed benchmark row, left out of the contamination index: {problem}")
     index = ContaminationIndex.build(benchmarks, n=n, max_items_per_gram=max_items_per_gram)

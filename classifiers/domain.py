@@ -18,11 +18,17 @@ the training part makes ``domain_score`` usable as a threshold (``min_probabilit
 
     domain.joblib           the fitted pipeline
     domain_confusion.png    held-out confusion matrix
-    domain.json             the report, written last: per-class precision/recall/F1,
-                            macro-F1, accuracy, confusion matrix, label counts,
-                            data SHA-256, hyper-parameters, seed
+    domain.json             the report, written last: the model file's size,
+                            per-class precision/recall/F1, macro-F1, accuracy,
+                            confusion matrix, label counts, data SHA-256,
+                            hyper-parameters, seed
+
+Each file appears complete or not at all (a temp file, then a rename), and a retraining
+removes the old report first: a model without its report is what an unfinished training
+left.
 """
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from itertools import islice
@@ -46,6 +52,8 @@ from classifiers.reports import (
     write_json,
 )
 from classifiers.text import DEFAULT_MAX_WORDS, normalize_texts
+from curation.atomic import atomic_path
+from curation.errors import UserError
 
 MODEL_FILE = "domain.joblib"
 REPORT_FILE = "domain.json"
@@ -77,10 +85,25 @@ class DomainParams:
         # configs arrive as YAML lists; the report and the vectorizers want tuples
         object.__setattr__(self, "word_ngrams", tuple(self.word_ngrams))
         object.__setattr__(self, "char_ngrams", tuple(self.char_ngrams))
+        for name in ("max_words", "n_features", "max_iter"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("word_ngrams", "char_ngrams"):
+            low, high = getattr(self, name)
+            if not 1 <= low <= high:
+                raise ValueError(f"{name} must be a range [low, high] with 1 <= low <= high, got [{low}, {high}]")
+        if self.alpha < 0:
+            raise ValueError(f"alpha must not be negative, got {self.alpha}")
+        if self.calibration_folds < 2:
+            raise ValueError(f"calibration_folds must be at least 2, got {self.calibration_folds}")
         if not 0 < self.heldout_fraction < 1:
             raise ValueError(f"heldout_fraction must be between 0 and 1, got {self.heldout_fraction}")
         if self.calibration not in ("sigmoid", "isotonic"):
             raise ValueError(f"calibration must be sigmoid or isotonic, got {self.calibration!r}")
+
+
+class DomainDataError(UserError, ValueError):
+    """Labelled examples the model cannot be trained on: one label only, or too few examples of one."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +111,7 @@ class DomainReport:
     """What ``train_domain`` wrote; ``as_json()`` is the content of ``domain.json``."""
 
     model_path: Path
+    model_bytes: int  # the pipeline reuses a model only when its size matches
     report_path: Path
     confusion_path: Path
     heldout: dict  # multiclass_metrics of the held-out part
@@ -106,6 +130,7 @@ class DomainReport:
     def as_json(self) -> dict:
         return {
             "model_file": self.model_path.name,
+            "model_bytes": self.model_bytes,
             "confusion_png": self.confusion_path.name,
             "data": self.data,
             "heldout": self.heldout,
@@ -154,6 +179,7 @@ def train_domain(
     _check_training_labels(texts, labels, params)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / REPORT_FILE).unlink(missing_ok=True)  # the report marks a finished training
     train, heldout = stratified_split(labels, params.heldout_fraction, seed)
 
     model = build_domain_model(params, seed)
@@ -163,13 +189,16 @@ def train_domain(
     metrics = multiclass_metrics(truth, predicted, labels=[str(label) for label in model.classes_])
 
     model_path = out_dir / MODEL_FILE
-    joblib.dump(model, model_path, compress=3)  # unseen hashed features keep zero weights: they compress away
+    with atomic_path(model_path) as saving:
+        joblib.dump(model, saving, compress=3)  # unseen hashed features keep zero weights: they compress away
+    confusion_path = out_dir / CONFUSION_FILE
+    with atomic_path(confusion_path) as saving:
+        plot_confusion_matrix(metrics["confusion_matrix"], metrics["labels"], saving, "domain classifier, held-out")
     report = DomainReport(
         model_path=model_path,
+        model_bytes=model_path.stat().st_size,
         report_path=out_dir / REPORT_FILE,
-        confusion_path=plot_confusion_matrix(
-            metrics["confusion_matrix"], metrics["labels"], out_dir / CONFUSION_FILE, "domain classifier, held-out"
-        ),
+        confusion_path=confusion_path,
         heldout=metrics,
         data={
             "examples": len(texts),
@@ -186,16 +215,22 @@ def train_domain(
 
 
 def _check_training_labels(texts: Sequence[str], labels: Sequence[str], params: DomainParams) -> None:
+    """Messages read on from "the query returned ..." (the pipeline names its training query)."""
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
     counts = label_counts(labels)
     if len(counts) < 2:
-        raise ValueError(f"domain training needs at least two domains, got {sorted(counts)}")
-    # each domain must reach the held-out part and every calibration fold of the training part
+        found = f"only label {next(iter(counts))!r}" if counts else "no examples"
+        raise DomainDataError(f"{found}: domain training needs at least two labels")
+    # each label must reach the held-out part and every calibration fold of the training part
     needed = params.calibration_folds + 1
-    scarce = {label: count for label, count in counts.items() if count * (1 - params.heldout_fraction) < needed}
+    minimum = math.ceil(needed / (1 - params.heldout_fraction))
+    scarce = ", ".join(f"{label!r} ({count})" for label, count in counts.items() if count < minimum)
     if scarce:
-        raise ValueError(f"too few examples for domains {scarce}: each needs about {needed} in the training part")
+        raise DomainDataError(
+            f"too few examples of {scarce}: domain training needs at least {minimum} of each label ({needed} to "
+            f"train on with calibration_folds {params.calibration_folds}, the rest held out)"
+        )
 
 
 class DomainClassifier:

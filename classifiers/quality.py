@@ -9,9 +9,13 @@ report describes the file that ships (quantized or not).
 ``out_dir`` after training::
 
     quality.bin | quality.ftz   the fastText model (.ftz when quantized)
-    quality.json                the report: data sizes and SHA-256, held-out metrics,
-                                hyper-parameters, seed, and the normalization settings
-                                the scorer reads back, written last
+    quality.json                the report: the model file's size, data sizes and SHA-256,
+                                held-out metrics, hyper-parameters, seed, and the
+                                normalization settings the scorer reads back, written last
+
+Both files appear complete or not at all (a temp file, then a rename), and a retraining
+removes the old report first: a model without its report is what an unfinished training
+left.
 
 Training is deterministic for a given seed: fastText runs on one thread with that seed,
 in a fresh child process with zero-filled allocations (see ``fit_fasttext``), on a
@@ -19,6 +23,7 @@ training file shuffled by the seed.
 """
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -41,6 +46,8 @@ from classifiers.reports import (
     write_json,
 )
 from classifiers.text import DEFAULT_MAX_WORDS, normalize_text
+from curation.atomic import atomic_path
+from curation.errors import UserError
 from curation.shards import RemovedSink
 
 POSITIVE = "__label__hq"
@@ -73,6 +80,13 @@ class QualityParams:
     threshold: float = 0.5
 
     def __post_init__(self):
+        # fastText trains a useless model from a zero epoch, lr or dim without a word
+        for name in ("epoch", "lr", "word_ngrams", "dim", "min_count", "max_words"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("bucket", "cutoff"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         if not 0 < self.heldout_fraction < 1:
             raise ValueError(f"heldout_fraction must be between 0 and 1, got {self.heldout_fraction}")
         if not 0 <= self.threshold <= 1:
@@ -81,11 +95,20 @@ class QualityParams:
             raise ValueError("cutoff applies to quantized models only: set quantize: true")
 
 
+class QualityDataError(UserError, ValueError):
+    """Training examples the model cannot be trained on; ``examples`` says which: ``positives`` or ``negatives``."""
+
+    def __init__(self, examples: str, message: str):
+        super().__init__(message)
+        self.examples = examples
+
+
 @dataclass(frozen=True)
 class QualityReport:
     """What ``train_quality`` wrote; ``as_json()`` is the content of ``quality.json``."""
 
     model_path: Path
+    model_bytes: int  # the pipeline reuses a model only when its size matches
     report_path: Path
     heldout: dict  # binary_metrics of the held-out part
     data: dict
@@ -115,6 +138,7 @@ class QualityReport:
     def as_json(self) -> dict:
         return {
             "model_file": self.model_path.name,
+            "model_bytes": self.model_bytes,
             "labels": {"positive": POSITIVE, "negative": NEGATIVE},
             "normalization": {"max_words": self.params.max_words},
             "data": self.data,
@@ -132,10 +156,10 @@ def train_quality(
     seed: int = 0,
 ) -> QualityReport:
     """Trains the fastText quality model on a seeded stratified split and reports on the held-out part."""
-    if not positives or not negatives:
-        raise ValueError(f"quality training needs positives and negatives, got {len(positives)} and {len(negatives)}")
+    _check_training_sets(positives, negatives, params.heldout_fraction)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / REPORT_FILE).unlink(missing_ok=True)  # the report marks a finished training
     texts = [*positives, *negatives]
     labels = [POSITIVE] * len(positives) + [NEGATIVE] * len(negatives)
     train, heldout = stratified_split(labels, params.heldout_fraction, seed)
@@ -144,11 +168,13 @@ def train_quality(
     model_path = out_dir / ("quality.ftz" if params.quantize else "quality.bin")
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".quality-train-") as work:
         train_file = write_training_file(Path(work) / "train.txt", [texts[i] for i in train], train_labels, params.max_words)
-        fit_fasttext(train_file, model_path, params, seed)
+        with atomic_path(model_path) as saving:
+            fit_fasttext(train_file, saving, params, seed)
 
     scores = QualityScorer(model_path, max_words=params.max_words).scores([texts[i] for i in heldout])
     report = QualityReport(
         model_path=model_path,
+        model_bytes=model_path.stat().st_size,
         report_path=out_dir / REPORT_FILE,
         heldout=binary_metrics([label == POSITIVE for label in heldout_labels], scores, params.threshold),
         data={
@@ -165,6 +191,18 @@ def train_quality(
     return report
 
 
+def _check_training_sets(positives: Sequence[str], negatives: Sequence[str], heldout_fraction: float) -> None:
+    """Both labels must reach the training and the held-out part (ROC-AUC needs both there)."""
+    minimum = math.ceil(1 / min(heldout_fraction, 1 - heldout_fraction))
+    for examples, count in (("positives", len(positives)), ("negatives", len(negatives))):
+        if count < minimum:
+            raise QualityDataError(
+                examples,
+                f"{count} {examples}, too few: quality training needs at least {minimum} positives and {minimum} "
+                f"negatives (heldout_fraction {heldout_fraction} holds some of each out)",
+            )
+
+
 def write_training_file(path: Path, texts: Sequence[str], labels: Sequence[str], max_words: int) -> Path:
     """fastText's supervised format: ``__label__x normalized text``, one example a line."""
     with path.open("w", encoding="utf-8") as out:
@@ -175,17 +213,29 @@ def write_training_file(path: Path, texts: Sequence[str], labels: Sequence[str],
 
 _FASTTEXT_TRAINING = """
 import json, sys
+import numpy as np
 import fasttext
+from fasttext.FastText import _FastText
 job = json.loads(sys.argv[1])
 model = fasttext.train_supervised(input=job["input"], **job["train"])
 if job["quantize"] is not None:
     model.quantize(input=job["input"], **job["quantize"])
 model.save_model(job["output"])
+with open(job["input"], encoding="utf-8") as lines:
+    sample = [line.rstrip("\\n").split(" ", 1)[1] for line, _ in zip(lines, range(1000))]
+expected, saved = model.predict(sample, k=-1), _FastText(model_path=job["output"]).predict(sample, k=-1)
+if expected[0] != saved[0] or not all(np.array_equal(a, b) for a, b in zip(expected[1], saved[1])):
+    sys.exit(f"{job['output']} does not read back as the trained model: is the disk full?")
 """
 
 
 def fit_fasttext(train_file: Path, model_path: Path, params: QualityParams, seed: int) -> Path:
     """Trains (and quantizes) the model on ``train_file`` and saves it to ``model_path``, in a child process.
+
+    fastText ignores write errors: on a full disk ``save_model`` leaves a short file, which
+    fastText then loads without complaint (with whatever memory holds for the missing
+    weights). So the child reads the file back and checks that it predicts what the
+    trained model does.
 
     fasttext-numpy2-wheel allocates its weight matrices without clearing them
     (``posix_memalign``), and with ``thread=1`` fastText's random initialisation fills

@@ -28,6 +28,7 @@ from datatrove.pipeline.base import PipelineStep
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from curation.atomic import atomic_path
 from curation.shards import RemovedSink, rank_file
 
 SENTINEL = (1 << 32) - 1  # datatrove marks matches against a prebuilt index with it
@@ -42,10 +43,8 @@ def normalized_text_hash(text: str) -> int:
 
 
 def write_table(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 class DocumentIndex(PipelineStep):

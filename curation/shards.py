@@ -20,6 +20,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.readers.base import BaseReader
 
+from curation.atomic import temp_path
 from curation.documents import DETAIL, EXTRA, METADATA_SCHEMA, REASON
 
 REMOVED_DIR = "_removed"
@@ -72,7 +73,7 @@ class ParquetShardFile:
     def __init__(self, path: Path, schema: pa.Schema):
         self.path = Path(path)
         self.schema = schema
-        self.tmp_path = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self.tmp_path = temp_path(self.path)
         self.rows: list[dict] = []
         self.writer: pq.ParquetWriter | None = None
         self.n_rows = 0

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import torch
 
+from curation.atomic import atomic_path
 from curation.shards import safe_segment, shard_rank
 from curation.tokenize import TRAIN
 from mixes.export.token_files import TokenFile, datatrove_token_dtype
@@ -149,20 +149,21 @@ def _rank_files(folder: Path, suffix: str) -> dict[int, Path]:
 
 
 def build_unit_streams(
-    tokenize_dir: Path, domains: Sequence[str], buckets: QualityBuckets, vocab_size: int
+    tokenize_dir: Path, token_root: Path, domains: Sequence[str], buckets: QualityBuckets, vocab_size: int
 ) -> UnitStreams:
-    """Every unit's token stream, cut per document from the domains' training token files.
+    """Every unit's token stream, cut per document from the domains' training token files
+    (the tokenize stage's shards in ``tokenize_dir``, its token files under ``token_root/<split>``).
 
     Shards and token files are found by the domain's path segment, so domains whose names map to
     one segment are read together, with each row's own domain deciding its unit.
     """
-    tokenize_dir = Path(tokenize_dir)
+    tokenize_dir, train_root = Path(tokenize_dir), Path(token_root) / TRAIN
     segments = list(dict.fromkeys(safe_segment(domain) for domain in domains))
     parts: dict[tuple[str, int], list[np.ndarray]] = {}
     documents: dict[tuple[str, int], list[np.ndarray]] = {}
     for segment in segments:
         shards = _rank_files(tokenize_dir / segment, ".parquet")
-        token_files = _rank_files(tokenize_dir / "_tokens" / TRAIN / segment, ".ds")
+        token_files = _rank_files(train_root / segment, ".ds")
         orphans = sorted(set(token_files) - set(shards))
         if orphans:
             raise ValueError(
@@ -175,7 +176,7 @@ def build_unit_streams(
                 if len(rows):
                     raise ValueError(
                         f"{shards[rank]} has {len(rows)} training rows but there is no token file "
-                        f"{tokenize_dir / '_tokens' / TRAIN / segment / f'{rank:05d}.ds'}"
+                        f"{train_root / segment / f'{rank:05d}.ds'}"
                     )
                 continue
             token_file = TokenFile(token_files[rank], vocab_size)
@@ -229,9 +230,8 @@ def write_unit_token_files(units: UnitStreams, names: Iterable[str], out_dir: Pa
         path = folder / "00000.ds"
         index = path.with_name(path.name + ".index")
         for target, data in ((path, units.streams[name].astype(dtype)), (index, np.cumsum(units.lengths[name]).astype("<u8"))):
-            temporary = target.with_name(f".{target.name}.tmp")
-            data.tofile(temporary)
-            os.replace(temporary, target)
+            with atomic_path(target) as temporary:
+                data.tofile(temporary)
         folders[name] = folder
     return folders
 
@@ -248,10 +248,8 @@ def fingerprint(data: object) -> str:
 def save_state(state: ProxyState, path: Path, meta: Mapping) -> None:
     """The state and what it was trained from, written atomically (temp file + rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    torch.save({"meta": dict(meta), "state": state.to_dict()}, temporary)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        torch.save({"meta": dict(meta), "state": state.to_dict()}, temporary)
 
 
 def load_state(path: Path, base_id: str) -> tuple[ProxyState, dict] | None:

@@ -12,7 +12,6 @@ at most the runs in flight; run again, it skips the specs already in the file.
 
 from __future__ import annotations
 
-import os
 import queue
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from curation.atomic import atomic_path
 from mixes.proxy_model import ProxyConfig, TargetSet, train_proxy
 
-PROXIES_FILE = "proxies.parquet"
 WEIGHT_PREFIX = "w_"
 BPB_PREFIX = "bpb_"
 KEY = ["mixture_id", "seed"]
@@ -87,9 +86,8 @@ def load_proxies(path: Path) -> pd.DataFrame:
 def write_proxies_atomically(frame: pd.DataFrame, path: Path) -> None:
     """Sorted by mixture id and seed; a reader sees the old file or the new one, never a partial one."""
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp")
-    frame.sort_values(KEY).reset_index(drop=True).to_parquet(temporary, index=False)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        frame.sort_values(KEY).reset_index(drop=True).to_parquet(temporary, index=False)
 
 
 def _check_file_matches(finished: pd.DataFrame, specs: Sequence[ProxySpec], token_budget: int) -> None:

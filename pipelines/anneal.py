@@ -33,6 +33,7 @@ import yaml
 from distributed import Client
 from rich.console import Console
 
+from curation.atomic import write_text_atomic
 from mixes.anneal import (
     UNSCORED,
     QualityBuckets,
@@ -49,12 +50,10 @@ from mixes.proxy_model import ProxyState, train_proxy_state
 from mixes.regression import RegressionResult, fit_regressors, objective_values
 from mixes.report import write_report
 from mixes.sampling import MixtureSpace, sample_mixtures
-from mixes.swarm import BPB_PREFIX, PROXIES_FILE, ProxySpec, make_specs
+from mixes.swarm import BPB_PREFIX, ProxySpec, make_specs
 from pipelines.config import AnnealSection, ConfigError, MixSection, PipelineConfig
 from pipelines.export import read_mix
 from pipelines.mixing import (
-    MIX_YAML,
-    VALIDATION_DIR,
     ProgressLines,
     ProxyInputs,
     config_errors,
@@ -72,8 +71,6 @@ from pipelines.mixing import (
 from pipelines.run import RunDir
 
 STAGE = "anneal"
-BASE_STATE = "_base/state.pt"
-UNIT_TOKENS = "_tokens"
 DEFAULT_TARGET_FRACTION = 0.1  # the real anneal, by default: a tenth of the pre-training budget
 
 
@@ -110,7 +107,7 @@ def load_units(section: AnnealSection, run: RunDir, inputs: ProxyInputs, console
     """The units with at least one proxy window of tokens, and the tokens of those too small."""
     with config_errors("anneal.quality_edges"):
         buckets = QualityBuckets(tuple(section.quality_edges))
-    units = build_unit_streams(run.stage_dir("tokenize"), list(inputs.tokens), buckets, inputs.model.vocab_size)
+    units = build_unit_streams(run.stage_dir("tokenize"), run.token_root, list(inputs.tokens), buckets, inputs.model.vocab_size)
     per_domain = {domain: 0 for domain in inputs.tokens}
     for unit in units.units.values():
         per_domain[unit.domain] = per_domain.get(unit.domain, 0) + unit.tokens
@@ -136,7 +133,7 @@ def pretraining_mix(run: RunDir, tokens: Mapping[str, int]) -> tuple[dict[str, f
     Returns the weights over the domains, the mix's token budget (None for the natural mix) and
     where the weights came from.
     """
-    path = run.stage_dir("mix") / MIX_YAML
+    path = run.mix_file("mix")
     if not path.exists():
         return {d: float(t) for d, t in tokens.items()}, None, "natural"
     mix = read_mix(str(path))
@@ -202,7 +199,7 @@ def base_state(
     """The base proxy's state and facts: the saved one for this base, else trained as one Dask task."""
     seed = config.run.seed
     base_id = fingerprint(base_identity(config, inputs, weights, seed))
-    path = run.stage_dir(STAGE) / BASE_STATE
+    path = run.anneal_base_state
     saved = load_state(path, base_id)
     if saved is not None:
         return saved[0], with_objective(saved[1], target_weights), False
@@ -323,10 +320,11 @@ def base_markdown(base: dict, validation: dict) -> list[str]:
 
 
 def write_anneal_outputs(
-    out: Path, space: MixtureSpace, regression: RegressionResult, optimization: OptimizationResult,
+    run: RunDir, space: MixtureSpace, regression: RegressionResult, optimization: OptimizationResult,
     mixture_ids: Sequence[str], validation: dict, document: dict,
 ) -> Path:
     """mix.yaml and the report (with the validation and base sections); returns the mix.yaml path."""
+    out = run.stage_dir(STAGE)
     out.mkdir(parents=True, exist_ok=True)
     measured = {"optimum": validation["chosen"]["mean"], "natural": validation["natural"]["mean"]}
     natural_id = natural_mixture_id(mixture_ids, regression.weights, space.natural)
@@ -334,16 +332,13 @@ def write_anneal_outputs(
     text = report.read_text().replace("# Mixture report", "# Anneal mixture report (units: domain/quality bucket)", 1)
     extra = validation_markdown(validation) + base_markdown(document["base"], validation)
     report.write_text(text + "\n".join(extra))
-    path = out / MIX_YAML
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(yaml.safe_dump(document, sort_keys=False))
-    os.replace(temporary, path)
-    return path
+    write_text_atomic(run.mix_file(STAGE), yaml.safe_dump(document, sort_keys=False))
+    return run.mix_file(STAGE)
 
 
 def unit_token_dirs(run: RunDir, units: UnitStreams, weights: Mapping[str, float], vocab_size: int) -> dict[str, str]:
     """Token files of the units with a positive weight, for the export; folders relative to the run."""
-    root = run.stage_dir(STAGE) / UNIT_TOKENS
+    root = run.anneal_unit_tokens
     shutil.rmtree(root, ignore_errors=True)  # units a previous choice used
     used = [unit for unit, weight in weights.items() if weight > 0]
     folders = write_unit_token_files(units, used, root, vocab_size)
@@ -384,8 +379,7 @@ def run_anneal(
         f"tokens over {space.k} units, from the base proxy ({source}); targets: {', '.join(inputs.targets)}"
     )
     progress = ProgressLines(console, "anneal")
-    out = run.stage_dir(STAGE)
-    proxies = trainer.train(specs, out / PROXIES_FILE, progress)
+    proxies = trainer.train(specs, run.proxies_table(STAGE), progress)
 
     mixture_ids, weights, objective = mixture_objectives(proxies, space.domains, target_weights)
     with config_errors("mix.folds"):
@@ -397,13 +391,13 @@ def run_anneal(
     validation_progress = ProgressLines(console, "anneal validation")
     frame = trainer.train(
         validation_specs(bounded, optimization.optimum.weights, section.validation_seeds),
-        out / VALIDATION_DIR / PROXIES_FILE, validation_progress,
+        run.validation_proxies(STAGE), validation_progress,
     )
     predicted = {"chosen": optimization.optimum.predicted, "natural": optimization.natural_predicted}
     validation = summarize_validation(frame, target_weights, predicted)
     document = anneal_document(bounded, regression, optimization, validation, section, units, dropped, base_facts, target_weights)
     document["token_dirs"] = unit_token_dirs(run, units, bounded.as_dict(optimization.optimum.weights), inputs.model.vocab_size)
-    path = write_anneal_outputs(out, bounded, regression, optimization, mixture_ids, validation, document)
+    path = write_anneal_outputs(run, bounded, regression, optimization, mixture_ids, validation, document)
     print_anneal(console, bounded, optimization, validation, base_facts)
     return {
         "phase": "anneal",

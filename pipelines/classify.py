@@ -2,27 +2,43 @@
 
 ``curate classifiers train`` (``make train-classifiers``) trains them on their own;
 ``curate classify`` trains whatever is missing first. Models and their reports live in
-``runs/<run>/classify/_models/{quality,domain}/``.
+``runs/<run>/classify/_models/{quality,domain}/``. A model kept from an earlier run is
+checked against its report and loaded in the driver before the ranks load it; one that
+is damaged is trained again, with a note.
 """
 
-from pathlib import Path
-
+import dataclasses
+import difflib
 import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
 
-from classifiers.benchmarks import parse_benchmark_config
+from pydantic import TypeAdapter, ValidationError
+
+from classifiers.benchmarks import BenchmarkFileError, parse_benchmark_config
 from classifiers.contamination_step import ContaminationStep, build_index_file, merge_reports
-from classifiers.domain import DomainParams, DomainStep, train_domain
-from classifiers.quality import QualityParams, QualityStep, train_quality
-from pipelines.config import ConfigError, PipelineConfig
+from curation.atomic import write_text_atomic
+from classifiers.domain import DomainClassifier, DomainDataError, DomainParams, DomainStep, train_domain
+from classifiers.quality import (
+    QualityDataError,
+    QualityParams,
+    QualityScorer,
+    QualityStep,
+    report_path_for,
+    train_quality,
+)
+from classifiers.reports import read_json
+from pipelines.config import ConfigError, DomainClassifierSection, PipelineConfig, QualityClassifierSection
 from pipelines.run import RunDir
 from pipelines.sql import connect
 
 QUALITY_MODEL = "quality.ftz"
 DOMAIN_MODEL = "domain.joblib"
 
-
-def models_dir(run: RunDir) -> Path:
-    return run.stage_dir("classify") / "_models"
+logger = logging.getLogger(__name__)
+Params = TypeVar("Params")
 
 
 def rows_from_sql(run: RunDir, sql: str, key: str, columns: int) -> list[tuple]:
@@ -39,40 +55,131 @@ def rows_from_sql(run: RunDir, sql: str, key: str, columns: int) -> list[tuple]:
     return rows
 
 
-def quality_model_path(config: PipelineConfig, run: RunDir) -> Path:
-    section = config.classify.quality
-    out = models_dir(run) / "quality"
-    params = QualityParams(**({"quantize": True} | section.params))
-    model = out / (QUALITY_MODEL if params.quantize else "quality.bin")
+def check_classifier_params(config: PipelineConfig) -> None:
+    """Raises ConfigError for a key or value in classify.quality.params or classify.domain.params that the classifier rejects."""
+    if config.classify.quality:
+        quality_params(config.classify.quality)
+    if config.classify.domain:
+        domain_params(config.classify.domain)
+
+
+def quality_params(section: QualityClassifierSection) -> QualityParams:
+    """The section's fastText settings; the stage quantizes unless told otherwise."""
+    return classifier_params(QualityParams, {"quantize": True} | section.params, "classify.quality.params")
+
+
+def domain_params(section: DomainClassifierSection) -> DomainParams:
+    return classifier_params(DomainParams, section.params, "classify.domain.params")
+
+
+def classifier_params(kind: type[Params], params: dict, key: str) -> Params:
+    """``kind(**params)``, its field types checked; a ConfigError naming ``key`` for an unknown key or a bad value."""
+    names = [field.name for field in dataclasses.fields(kind)]
+    unknown = [suggested(name, names) for name in params if name not in names]
+    if unknown:
+        keys = "key" if len(unknown) == 1 else "keys"
+        raise ConfigError(f"{key}: unknown {keys} {', '.join(unknown)}; {kind.__name__} takes [{', '.join(names)}]")
+    try:
+        return TypeAdapter(kind).validate_python(params)
+    except ValidationError as err:
+        raise ConfigError("; ".join(params_problem(key, problem) for problem in err.errors())) from None
+
+
+def suggested(name: str, names: list[str]) -> str:
+    """``'epochz'``, and the field it is probably a typo of: ``'epochz' (did you mean 'epoch'?)``."""
+    close = difflib.get_close_matches(name, names, n=1)
+    return f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name)
+
+
+def params_problem(key: str, problem: dict) -> str:
+    """One pydantic error as ``key.field: what is wrong (got value)``; a check of the whole (``__post_init__``) as ``key: why``."""
+    where = ".".join([key, *map(str, problem["loc"])])
+    if "error" in problem.get("ctx", {}):
+        return f"{where}: {problem['ctx']['error']}"
+    return f"{where}: {problem['msg']} (got {problem['input']!r})"
+
+
+def reusable_model(model: Path, report: Path, load: Callable[[Path], object]) -> bool:
+    """Whether ``model``, trained earlier, can be used as it is; if it is there but damaged, says so in one line."""
     if not model.exists():
-        positives = [r[0] for r in rows_from_sql(run, section.positives, "classify.quality.positives", 1)]
-        negatives = [r[0] for r in rows_from_sql(run, section.negatives, "classify.quality.negatives", 1)]
+        return False
+    problem = saved_model_problem(model, report, load)
+    if problem:
+        logger.warning("%s: %s; retraining it", model, problem)
+    return problem is None
+
+
+def saved_model_problem(model: Path, report: Path, load: Callable[[Path], object]) -> str | None:
+    """Why ``model`` cannot be used, or None.
+
+    The report is written last, with the model's size: a model without one is what an
+    unfinished training left, and one of another size is cut short. The size is checked
+    before loading, since fastText loads a short file without complaint (or crashes).
+    """
+    if not report.exists():
+        return f"it has no report {report.name}: its training did not finish"
+    try:
+        recorded = read_json(report).get("model_bytes")
+    except (OSError, ValueError) as err:
+        return f"its report {report.name} does not read ({one_line(err)})"
+    if recorded is None:
+        return f"its report {report.name} records no model size (written before curate checked one)"
+    size = model.stat().st_size
+    if size != recorded:
+        return f"it holds {size} bytes where its report records {recorded}"
+    try:
+        load(model)
+    except Exception as err:  # whatever stops it loading, a retraining replaces the file
+        return f"it does not load ({one_line(err)})"
+    return None
+
+
+def one_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+
+
+def quality_model_path(config: PipelineConfig, run: RunDir) -> Path:
+    """The quality model, checked in the driver (see ``reusable_model``); trained first when missing or damaged."""
+    section = config.classify.quality
+    params = quality_params(section)
+    out = run.models_dir("quality")
+    model = out / (QUALITY_MODEL if params.quantize else "quality.bin")
+    if reusable_model(model, report_path_for(model), lambda path: QualityScorer(path).model):
+        return model
+    positives = [r[0] for r in rows_from_sql(run, section.positives, "classify.quality.positives", 1)]
+    negatives = [r[0] for r in rows_from_sql(run, section.negatives, "classify.quality.negatives", 1)]
+    try:
         train_quality(positives, negatives, out, params, seed=config.classify.seed)
+    except QualityDataError as err:
+        raise ConfigError(f"classify.quality.{err.examples}: the query returned {err}") from None
     return model
 
 
 def domain_model_path(config: PipelineConfig, run: RunDir) -> Path:
+    """The domain model, checked in the driver (see ``reusable_model``); trained first when missing or damaged."""
     section = config.classify.domain
-    out = models_dir(run) / "domain"
+    params = domain_params(section)
+    out = run.models_dir("domain")
     model = out / DOMAIN_MODEL
-    if not model.exists():
-        rows = rows_from_sql(run, section.training, "classify.domain.training", 2)
-        train_domain([r[0] for r in rows], [str(r[1]) for r in rows], out, DomainParams(**section.params), seed=config.classify.seed)
+    if reusable_model(model, model.with_name("domain.json"), lambda path: DomainClassifier(path).model):
+        return model
+    rows = rows_from_sql(run, section.training, "classify.domain.training", 2)
+    try:
+        train_domain([r[0] for r in rows], [str(r[1]) for r in rows], out, params, seed=config.classify.seed)
+    except DomainDataError as err:
+        raise ConfigError(f"classify.domain.training: the query returned {err}") from None
     return model
 
 
 def train_classifiers(config: PipelineConfig, run: RunDir) -> list[Path]:
-    """Trains the configured models that are missing; returns the report files."""
+    """Trains the configured models that are missing or damaged; returns the report files."""
     reports = []
     if config.classify.domain:
         reports.append(domain_model_path(config, run).with_name("domain.json"))
     if config.classify.quality:
         reports.append(quality_model_path(config, run).with_name("quality.json"))
     return reports
-
-
-def contamination_dir(run: RunDir) -> Path:
-    return run.stage_dir("classify") / "_contamination"
 
 
 def benchmark_specs(config: PipelineConfig, run: RunDir) -> list:
@@ -85,11 +192,11 @@ def contamination_step(config: PipelineConfig, run: RunDir, removed, stage: str 
     is whose per-rank reports these are (rephrase checks its synthetic documents too)."""
     section = config.classify.contamination
     try:
-        index = build_index_file(benchmark_specs(config, run), contamination_dir(run) / "index.npz", n=section.n)
-    except (OSError, ValueError) as err:
+        index = build_index_file(benchmark_specs(config, run), run.contamination_dir() / "index.npz", n=section.n)
+    except (BenchmarkFileError, OSError, ValueError) as err:
         raise ConfigError(f"classify.contamination.benchmarks: {err}") from None
     return ContaminationStep(
-        index, run.stage_dir(stage) / "_contamination" / "reports", action=section.action,
+        index, run.contamination_dir(stage) / "reports", action=section.action,
         removed=removed if section.action != "annotate" else None, threshold=section.threshold,
     )
 
@@ -98,11 +205,9 @@ def contamination_report(config: PipelineConfig, run: RunDir) -> dict:
     """After the stage: items of each benchmark found in the corpus, as a report and the `contamination` view's rows."""
     if not config.classify.contamination:
         return {}
-    merged = merge_reports(contamination_dir(run) / "reports")
-    (contamination_dir(run) / "report.json").write_text(json.dumps(merged, indent=1, sort_keys=True))
-    with open(contamination_dir(run) / "benchmarks.jsonl", "w") as rows:
-        for row in merged["benchmarks"]:
-            rows.write(json.dumps(row) + "\n")
+    merged = merge_reports(run.contamination_dir() / "reports")
+    write_text_atomic(run.contamination_dir() / "report.json", json.dumps(merged, indent=1, sort_keys=True))
+    write_text_atomic(run.contamination_benchmarks, "".join(json.dumps(row) + "\n" for row in merged["benchmarks"]))
     summary = {row["benchmark"]: {k: row[k] for k in ("items", "items_found", "documents")} for row in merged["benchmarks"]}
     return {"contamination": summary, "benchmark_row_problems": len(merged["row_problems"])}
 

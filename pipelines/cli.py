@@ -1,20 +1,23 @@
 """``curate``: run stages, inspect runs with SQL, make the demo corpus."""
 
 import argparse
+from importlib import resources
 import sys
 
 import duckdb
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.config import ConfigError, PipelineConfig, load_config
+from curation.errors import UserError
+from pipelines.config import PipelineConfig, load_config
 from pipelines.executor import StageFailed, dask_client
 from pipelines.ledger import LedgerError
-from pipelines.run import RunDir
-from pipelines.runner import StageOrderError, run_stage, summary_table
+from pipelines.run import RunDir, RunLock
+from pipelines.runner import run_stage, summary_table
 from pipelines.stages import STAGES
+from pipelines.state import StageGraph
 
-DEFAULT_CONFIG = "pipelines/demo.yaml"
+DEFAULT_CONFIG = str(resources.files("pipelines") / "demo.yaml")  # found wherever curate is installed
 console = Console(stderr=True)
 stdout = Console()
 
@@ -30,7 +33,12 @@ def with_overrides(config: PipelineConfig, args) -> PipelineConfig:
 
 
 def cmd_validate(args) -> int:
+    from pipelines.validate import check_config
+
     config = load_config(args.config)
+    notes = check_config(config)
+    for note in notes:
+        stdout.print(f"  note: {note}")
     stdout.print(f"{args.config}: valid (run dir {config.run_dir}, config hash {config.config_hash()})")
     return 0
 
@@ -41,8 +49,10 @@ def cmd_demo_data(args) -> int:
     config = load_config(args.config)
     scale = args.scale if args.scale is not None else config.demo_data.scale
     seed = config.demo_data.seed if config.demo_data.seed is not None else config.run.seed
-    out = RunDir(config.run_dir).input_dir
-    summary = write_demo_corpus(out, scale=scale, seed=seed)
+    run = RunDir(config.run_dir)
+    out = run.input_dir
+    with RunLock(run, "curate demo-data", console):
+        summary = write_demo_corpus(out, scale=scale, seed=seed)
     stdout.print(f"demo corpus (scale {scale}, seed {seed}) written to {out}")
     for key, value in summary.items():
         if isinstance(value, (int, float, str)):
@@ -50,14 +60,16 @@ def cmd_demo_data(args) -> int:
     return 0
 
 
-def run_stages(args, names: list[str]) -> int:
+def run_stages(args, names: list[str], restarted: set[str] | None = None) -> int:
+    """Runs ``names`` in order; ``--restart`` redoes ``restarted`` (default: all of them) even when fresh."""
+    restarted = set(names) if restarted is None else restarted
     config = with_overrides(load_config(args.config), args)
     summaries = []
-    with dask_client(config.executor.cluster, config.executor.workers) as client:
+    run = RunDir(config.run_dir)
+    with RunLock(run, " ".join(["curate", *sys.argv[1:]]), console), dask_client(config.executor.cluster, config.executor.workers) as client:
         for name in names:
             console.print(f"[bold]{name}[/bold]: {STAGES[name].about}")
-            summaries.append(run_stage(config, STAGES[name], client, console, restart=args.restart))
-    run = RunDir(config.run_dir)
+            summaries.append(run_stage(config, STAGES[name], client, console, restart=args.restart and name in restarted))
     stdout.print(summary_table(summaries, run))
     stdout.print(f"outputs: {run.path}/<stage>/  ·  manifest: {run.manifest_path}  ·  query: curate sql \"select ...\"")
     return 0
@@ -69,7 +81,10 @@ def cmd_train_classifiers(args) -> int:
     from pipelines.classify import train_classifiers
 
     config = load_config(args.config)
-    for report in train_classifiers(config, RunDir(config.run_dir)):
+    run = RunDir(config.run_dir)
+    with RunLock(run, "curate classifiers train", console):
+        reports = train_classifiers(config, run)
+    for report in reports:
         data = json.loads(report.read_text())
         metrics = data.get("heldout") or data.get("metrics") or {}
         shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
@@ -78,20 +93,28 @@ def cmd_train_classifiers(args) -> int:
 
 
 def cmd_status(args) -> int:
-    run = RunDir(args.run or load_config(args.config).run_dir)
+    config = load_config(args.config)
+    run = RunDir(args.run or config.run_dir)
+    if args.run:
+        config = config.model_copy(update={"run": config.run.model_copy(update={"root": str(run.path.parent), "name": run.path.name})})
     manifest = run.read_manifest()
+    graph = StageGraph(config, run, STAGES, manifest)
+    live = run.lock_holder() is not None
     table = Table(title=f"{run.path}")
-    for column in ("stage", "state", "tasks", "docs in", "kept", "removed", "seconds", "finished"):
-        table.add_column(column)
+    for column in ("stage", "state", "why", "docs in", "kept", "removed", "seconds", "finished"):
+        table.add_column(column, overflow="fold")
     for name in STAGES:
-        entry = manifest["stages"].get(name)
-        if entry is None:
-            table.add_row(name, "not run", "", "", "", "", "", "")
-            continue
-        counts = entry.get("counts", {})
+        entry = manifest["stages"].get(name, {})
+        try:
+            state = graph.state(name, live_lock=live)
+            shown, why = state.state, "; ".join(state.reasons)
+        except UserError as err:  # an input glob that matches nothing, say
+            shown, why = "stale", str(err)
+        counts = entry.get("counts") or {}
         removed = sum(counts.get("removed", {}).values()) if counts else ""
+        style = {"fresh": "green", "stale": "yellow", "failed": "red"}.get(shown, "")
         table.add_row(
-            name, entry["state"], str(entry.get("tasks", "")), str(counts.get("in", "")), str(counts.get("kept", "")),
+            name, f"[{style}]{shown}[/{style}]" if style else shown, why, str(counts.get("in", "")), str(counts.get("kept", "")),
             str(removed), str(entry.get("seconds", "")), entry.get("finished", ""),
         )
     stdout.print(table)
@@ -135,6 +158,7 @@ def _cell(value, width: int) -> str:
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="curate", description=__doc__)
+    top.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = top.add_subparsers(dest="command", required=True)
 
     def add(name: str, handler, help_text: str) -> argparse.ArgumentParser:
@@ -179,12 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ConfigError, StageOrderError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/red] {err}", highlight=False)
-        return 2
-    except (StageFailed, LedgerError, duckdb.Error) as err:
-        console.print(f"[red]error:[/red] {err}", highlight=False)
-        return 1
+    except (UserError, FileNotFoundError, StageFailed, LedgerError, duckdb.Error) as err:
+        if args.debug:
+            raise
+        console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        user_caused = isinstance(err, (UserError, FileNotFoundError)) or getattr(err, "user_caused", False)
+        return 2 if user_caused else 1
 
 
 if __name__ == "__main__":

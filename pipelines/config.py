@@ -6,21 +6,30 @@ path stands for the run's folder (``<run.root>/<run.name>``). A bad config raise
 """
 
 import hashlib
-import math
+import inspect
 import json
+import math
 import re
 from pathlib import Path
-import inspect
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from curation.errors import UserError
 
 CLUSTER_ADDRESS = re.compile(r"^(local|tcp://[\w.\-\[\]:]+:\d+)$")
 
 
-class ConfigError(ValueError):
-    pass
+class ConfigError(UserError, ValueError):
+    """A config the stage cannot run with: names the file or key and what was expected."""
 
 
 class Section(BaseModel):
@@ -243,6 +252,7 @@ class RephraseSection(Section):
     budget_tokens: Annotated[int, Field(ge=1)] | None = None  # per rank
     allow_truncated: bool = False
     batch_size: Annotated[int, Field(ge=1)] = 256
+    fail_fast_requests: Annotated[int, Field(ge=0)] = 8  # a rank stops when its first N requests all fail alike; 0: never
 
     @model_validator(mode="after")
     def _endpoint_needs_model(self):
@@ -268,7 +278,7 @@ class TokenizerSection(Section):
 class TokenizeSection(Section):
     tasks: Annotated[int, Field(ge=1)] = 8
     tokenizer: TokenizerSection = TokenizerSection()
-    validation_fraction: Annotated[float, Field(ge=0, lt=0.5)] = 0.05
+    validation_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.05  # each domain's held-out slice: the proxies' targets
 
 
 class ExportSection(Section):
@@ -372,6 +382,52 @@ class PipelineConfig(Section):
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def config_value(config: PipelineConfig, key: str):
+    """The JSON value at a dotted key (``run.seed``, ``classify.contamination``)."""
+    value = config
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+
+
+# Config fields that name files or folders; ``[]`` marks a list. Made absolute in the driver so
+# that a worker started in another directory writes and reads the same places.
+PATH_FIELDS = (
+    "run.root", "ingest.warc[]", "ingest.pdf.paths[]", "ingest.commoncrawl.base_url", "tokenize.tokenizer.path",
+    "classify.contamination.benchmarks[].path", "proxies.eval_texts[].path", "export.mix", "export.out",
+)
+
+
+def absolute_path(value: str, base: Path) -> str:
+    """``value`` made absolute against ``base``; URLs and paths under ``{run_dir}`` stay as they are."""
+    if "://" in value or value.startswith("{run_dir}"):
+        return value
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else base / path)
+
+
+def _resolve(node, parts: list[str], base: Path):
+    if node is None:
+        return None
+    if not parts:
+        return absolute_path(node, base) if isinstance(node, str) else node
+    head, rest = parts[0], parts[1:]
+    if head.endswith("[]"):
+        items = node.get(head[:-2]) if isinstance(node, dict) else None
+        if isinstance(items, list):
+            node[head[:-2]] = [_resolve(item, rest, base) for item in items]
+        return node
+    if isinstance(node, dict) and head in node:
+        node[head] = _resolve(node[head], rest, base)
+    return node
+
+
+def resolve_paths(data: dict, base: Path) -> dict:
+    for spec in PATH_FIELDS:
+        _resolve(data, spec.split("."), base)
+    return data
+
+
 def _describe(error: dict) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     got = error.get("input")
@@ -379,16 +435,34 @@ def _describe(error: dict) -> str:
     return f"{key}: {error['msg']}{shown}"
 
 
-def parse_config(data: object, source: str = "<config>") -> PipelineConfig:
+def parse_config(data: object, source: str = "<config>", base: Path | None = None) -> PipelineConfig:
+    """Validates a config mapping; relative paths in it are made absolute against ``base`` (the cwd)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of sections at the top level, got {type(data).__name__}")
     try:
-        return PipelineConfig.model_validate(data)
+        config = PipelineConfig.model_validate(data)
     except ValidationError as err:
-        problems = "\n  ".join(_describe(e) for e in err.errors())
-        raise ConfigError(f"{source}: invalid config\n  {problems}") from None
+        problems = [_describe(e) for e in err.errors()]
+        shown = problems[0] if len(problems) == 1 else "invalid config\n  " + "\n  ".join(problems)
+        raise ConfigError(f"{source}: {shown}") from None
+    return PipelineConfig.model_validate(resolve_paths(config.model_dump(mode="json"), base or Path.cwd()))
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping (the second would silently win)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice (first on line {seen[key] + 1})", key_node.start_mark
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
 
 
 def load_config(path: str | Path) -> PipelineConfig:
@@ -398,9 +472,42 @@ def load_config(path: str | Path) -> PipelineConfig:
     except OSError as err:
         raise ConfigError(f"{path}: cannot read config: {err.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=UniqueKeyLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}:{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
     return parse_config(data, str(path))
+
+
+class UndeclaredConfigRead(RuntimeError):
+    """A stage read a config key it does not declare: its identity would miss that key's edits."""
+
+
+LOCATION_KEYS = {"run": {"name", "root"}}  # where a run lives, not what its outputs are
+UNSCOPED_SECTIONS = {"executor", "demo_data"}  # how and on what machines it runs
+
+
+class SectionView:
+    """A config section as one stage may see it: only the keys that stage declares it reads."""
+
+    def __init__(self, stage: str, name: str, section: Section, keys: set[str]):
+        self._stage, self._name, self._section, self._keys = stage, name, section, keys
+
+    def __getattr__(self, key: str):
+        if key.startswith("_") or key not in self._keys:
+            raise UndeclaredConfigRead(
+                f"stage {self._stage!r} reads config key '{self._name}.{key}' but does not declare it in its `reads`"
+            )
+        return getattr(self._section, key)
+
+
+def scoped_config(config: PipelineConfig, stage: str, reads: tuple[str, ...]) -> PipelineConfig:
+    """``config`` with every key ``stage`` does not declare hidden behind a ``SectionView``."""
+    views = {}
+    for name in PipelineConfig.model_fields:
+        if name in UNSCOPED_SECTIONS or name in reads:
+            continue
+        keys = {key.split(".", 1)[1] for key in reads if key.startswith(name + ".")} | LOCATION_KEYS.get(name, set())
+        views[name] = SectionView(stage, name, getattr(config, name), keys)
+    return config.model_copy(update=views)

@@ -8,6 +8,7 @@ prints them; the tests assert the thresholds.
 from pathlib import Path
 
 
+from pipelines.run import RunDir
 from pipelines.sql import connect
 
 # Where each web page ended: kept after dedup, or the stage and reason that removed it.
@@ -58,10 +59,10 @@ METRICS = {
 
 
 def demo_scores(run_dir: str | Path) -> dict[str, float]:
-    run_dir = Path(run_dir)
-    con = connect(run_dir)
+    run = RunDir(run_dir)
+    con = connect(run.path)
     try:
-        con.execute(FATE.format(ground_truth=run_dir / "input" / "ground_truth.parquet"))
+        con.execute(FATE.format(ground_truth=run.input_dir / "ground_truth.parquet"))
         return {name: float(con.execute(sql).fetchone()[0] or 0.0) for name, sql in METRICS.items()}
     finally:
         con.close()

@@ -9,6 +9,7 @@ import contextlib
 import importlib
 import multiprocessing
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 
@@ -18,16 +19,28 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.stats import PipelineStats
 from distributed import Client, LocalCluster, as_completed
 
+from curation.errors import UserError
+
 # The HTML extractor runs trafilatura in a child process; daemonic processes may not
 # have children, so Dask worker processes must not be daemonic.
 WORKER_ENV = {"DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
 
 
 class StageFailed(RuntimeError):
+    """Ranks failed; ``user_caused`` when every one failed on a ``UserError`` (bad input, a worker's setup)."""
+
     def __init__(self, stage: str, failures: dict[int, BaseException]):
         self.failures = failures
-        lines = [f"rank {rank}: {type(err).__name__}: {err}" for rank, err in sorted(failures.items())]
-        super().__init__(f"stage {stage!r}: {len(failures)} rank(s) failed\n  " + "\n  ".join(lines))
+        self.user_caused = all(isinstance(err, UserError) for err in failures.values())
+        messages: dict[str, list[int]] = {}
+        for rank, err in sorted(failures.items()):
+            messages.setdefault(f"{type(err).__name__}: {err}" if not isinstance(err, UserError) else str(err), []).append(rank)
+        lines = [f"rank {', '.join(map(str, ranks))}: {message}" for message, ranks in messages.items()]
+        super().__init__(f"stage {stage!r}: {len(failures)} rank(s) failed; " + "; ".join(lines))
+
+
+class RunFolderUnseen(UserError):
+    pass
 
 
 def warm_worker() -> None:
@@ -61,6 +74,11 @@ def dask_client(cluster: str = "local", workers: int | None = None) -> Iterator[
 
 def run_rank(executor: "DaskPipelineExecutor", rank: int) -> PipelineStats:
     """Dask task body: runs one rank of a freshly unpickled pipeline in the worker process."""
+    if executor.run_dir is not None and not os.path.isdir(executor.run_dir):
+        raise RunFolderUnseen(
+            f"the Dask worker on {socket.gethostname()} cannot see the run folder {executor.run_dir}: "
+            "run.root must be a folder every worker mounts at the same path"
+        )
     if multiprocessing.current_process().daemon:
         raise RuntimeError(
             "Dask worker processes are daemonic and cannot start the extractor's child process: "
@@ -82,6 +100,7 @@ class DaskPipelineExecutor(PipelineExecutor):
         name: shown in progress lines and used in task keys.
         depends: an executor whose ranks must all be complete first; run first if not.
         on_progress: called with (ranks_done, ranks_total, stats_so_far, seconds) as ranks finish.
+        run_dir: the run folder; a worker that cannot see it fails with a message saying so.
     """
 
     def __init__(
@@ -94,8 +113,10 @@ class DaskPipelineExecutor(PipelineExecutor):
         skip_completed: bool = True,
         depends: "DaskPipelineExecutor | None" = None,
         on_progress: Callable | None = None,
+        run_dir: str | os.PathLike | None = None,
     ):
         super().__init__(pipeline, logging_dir, skip_completed)
+        self.run_dir = str(run_dir) if run_dir is not None else None
         self.tasks = tasks
         self.client = client
         self.name = name

@@ -10,23 +10,29 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from curation.shards import list_kept_shards
+from curation.errors import UserError
+from curation.shards import list_kept_shards, safe_segment
+from curation.tokenize import TRAIN
 from curation.tokenizer import describe_tokenizer
 from mixes.export import export_mixture
 from pipelines.config import ConfigError, PipelineConfig
 from pipelines.run import RunDir
+from pipelines.state import lineage_of
 from pipelines.tokens import parquet_list
+
+
+EXPORT_READS = ("tokenize",)
 
 
 def export_name(domain: str) -> str:
     """Export file names cannot hold '/': ``synthetic/qa`` is exported as ``synthetic-qa``."""
-    return domain.replace("/", "-")
+    return safe_segment(domain).replace("/", "-")
 
 
 def training_tokens(run: RunDir) -> dict[str, int]:
     files = list_kept_shards(run.stage_dir("tokenize"))
     if not files:
-        raise ValueError(f"{run.stage_dir('tokenize')}: no tokenized documents to export")
+        raise UserError(f"{run.stage_dir('tokenize')}: no tokenized documents to export (did every document get filtered out?)")
     query = f"SELECT domain, sum(n_tokens) FROM read_parquet({parquet_list(files)}) WHERE split = 'train' GROUP BY 1 ORDER BY 1"
     return {domain: int(tokens) for domain, tokens in duckdb.connect().execute(query).fetchall()}
 
@@ -51,18 +57,11 @@ def run_export(config: PipelineConfig, run: RunDir, client, console) -> dict:
         token_dirs = {export_name(u): run.path / folder for u, folder in mix["token_dirs"].items()}
         weights = {export_name(u): float(w) for u, w in mix["weights"].items() if w > 0}
     else:
-        token_root = run.stage_dir("tokenize") / "_tokens" / "train"
-        token_dirs = {export_name(domain): token_root / domain for domain in tokens}
+        token_dirs = {export_name(domain): run.token_dir(TRAIN, domain) for domain in tokens}
         weights = {export_name(d): float(w) for d, w in mix["weights"].items()}
-    tokenizer = describe_tokenizer(run.stage_dir("tokenize") / "_tokenizer" / "tokenizer.json", config.tokenize.tokenizer.eos_token)
+    tokenizer = describe_tokenizer(run.tokenizer_path, config.tokenize.tokenizer.eos_token)
     out = Path(section.out.replace("{run_dir}", str(run.path)))
-    manifest_stages = run.read_manifest()["stages"]
-    lineage = {
-        "run": str(run.path.resolve()),
-        "config_hash": config.config_hash(),
-        "mix": section.mix or "natural",
-        "stages": {name: entry.get("config_hash") for name, entry in manifest_stages.items()},
-    }
+    lineage = {"run": str(run.path), "mix": section.mix or "natural", "stages": lineage_of(run.read_manifest(), EXPORT_READS)}
     export_mixture(
         token_dirs, weights, int(budget), tokenizer, out, lineage, section.formats,
         sequence_length=section.sequence_length, max_repetition_ratio=section.max_repetition_ratio, overwrite=True,

@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curation.atomic import atomic_path
 from curation.intake import CREATED_COUNTER, INTAKE_COUNTER, INTAKE_STATS_NAME
 from curation.shards import list_kept_shards, list_removed_shards, shard_rank
 
@@ -50,6 +51,22 @@ def intake_count(stats: list[dict]) -> int:
         if step.get("name") == INTAKE_STATS_NAME:
             return stat_total(step, INTAKE_COUNTER)
     raise LedgerError(f"no '{INTAKE_STATS_NAME}' step in the stats: the stage pipeline has no intake")
+
+
+def rank_stats(logs_dir: Path, tasks: int) -> list[list[dict]]:
+    """Every rank's saved datatrove stats (a list of steps each)."""
+    return [json.loads((logs_dir / "stats" / f"{rank:05d}.json").read_text()) for rank in range(tasks)]
+
+
+def summed_stats(logs_dir: Path, tasks: int, prefix: str) -> dict[str, int]:
+    """Counters whose name starts with ``prefix``, summed over steps and ranks."""
+    sums: dict[str, int] = {}
+    for stats in rank_stats(logs_dir, tasks):
+        for step in stats:
+            for key in step.get("stats", {}):
+                if key.startswith(prefix):
+                    sums[key] = sums.get(key, 0) + stat_total(step, key)
+    return sums
 
 
 def created_count(stats: list[dict]) -> int:
@@ -135,6 +152,5 @@ def write_ledger_table(path: Path, rows: list[RankLedger]) -> None:
         ],
         schema=LEDGER_SCHEMA,
     )
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)

@@ -37,7 +37,8 @@ from rich.console import Console
 from tokenizers.processors import TemplateProcessing
 
 from classifiers.benchmarks import BenchmarkFileError, BenchmarkSpec, load_benchmark
-from curation.shards import list_kept_shards, safe_segment
+from curation.atomic import atomic_path, write_text_atomic
+from curation.shards import list_kept_shards
 from curation.tokenize import TRAIN, VALID
 from curation.tokenizer import TokenizerInfo, describe_tokenizer
 from mixes.export.token_files import TokenFile, datatrove_token_dtype
@@ -46,15 +47,12 @@ from mixes.proxy_model import ProxyConfig, TargetSet
 from mixes.regression import RegressionResult, fit_regressors, objective_values, weights_matrix
 from mixes.report import write_report
 from mixes.sampling import MixtureSpace, sample_mixtures
-from mixes.swarm import BPB_PREFIX, PROXIES_FILE, WEIGHT_PREFIX, ProxySpec, load_proxies, make_specs, run_swarm
+from mixes.swarm import BPB_PREFIX, WEIGHT_PREFIX, ProxySpec, load_proxies, make_specs, run_swarm
 from pipelines.config import ConfigError, EvalTextSection, MixSection, PipelineConfig, ProxiesSection
 from pipelines.export import training_tokens
 from pipelines.run import RunDir
 from pipelines.tokens import parquet_list
 
-MIX_YAML = "mix.yaml"
-WEIGHTS_TABLE = "weights.parquet"
-VALIDATION_DIR = "_validation"
 VALIDATED_MIXES = ("chosen", "natural")
 
 
@@ -81,13 +79,13 @@ class ProxyInputs:
 
 
 def run_tokenizer(config: PipelineConfig, run: RunDir) -> TokenizerInfo:
-    path = run.stage_dir("tokenize") / "_tokenizer" / "tokenizer.json"
+    path = run.tokenizer_path
     return describe_tokenizer(path, config.tokenize.tokenizer.eos_token)
 
 
 def token_folder(run: RunDir, split: str, domain: str) -> Path:
     """Where the tokenize stage wrote a domain's token files of one split."""
-    return run.stage_dir("tokenize") / "_tokens" / split / safe_segment(domain)
+    return run.token_dir(split, domain)
 
 
 def read_token_stream(folder: Path, vocab_size: int) -> np.ndarray:
@@ -271,7 +269,7 @@ def run_proxies(config: PipelineConfig, run: RunDir, client: Client, console: Co
         f"{section.token_budget:,} tokens over {len(space.domains)} domains; targets: {', '.join(inputs.targets)}"
     )
     progress = ProgressLines(console, "proxies")
-    proxies = train_proxies(specs, client, run.stage_dir("proxies") / PROXIES_FILE, inputs, section, progress)
+    proxies = train_proxies(specs, client, run.proxies_table(), inputs, section, progress)
     return {
         "proxies": len(proxies),
         "trained": progress.trained,
@@ -281,7 +279,7 @@ def run_proxies(config: PipelineConfig, run: RunDir, client: Client, console: Co
         "target_budget": space.target_budget,
         "domains": inputs.tokens,
         "targets": {name: {"tokens": len(t.tokens), "bytes": t.num_bytes} for name, t in inputs.targets.items()},
-        "out": str(run.stage_dir("proxies") / PROXIES_FILE),
+        "out": str(run.proxies_table()),
     }
 
 
@@ -319,7 +317,7 @@ def check_validation_seeds(config: PipelineConfig) -> None:
 
 
 def load_swarm(run: RunDir, domains: Sequence[str]) -> pd.DataFrame:
-    path = run.stage_dir("proxies") / PROXIES_FILE
+    path = run.proxies_table()
     proxies = load_proxies(path)
     if proxies.empty:
         raise FileNotFoundError(f"{path}: no proxies yet: run `curate proxies` first")
@@ -392,7 +390,7 @@ def validate_mix(
     """Proxies on fresh seeds for the chosen and the natural mix, as Dask tasks."""
     inputs = load_proxy_inputs(config, run, console)
     specs = validation_specs(space, optimization.optimum.weights, config.mix.validation_seeds)
-    out = run.stage_dir("mix") / VALIDATION_DIR / PROXIES_FILE
+    out = run.validation_proxies("mix")
     frame = train_proxies(specs, client, out, inputs, config.proxies, ProgressLines(console, "mix validation"))
     predicted = {"chosen": optimization.optimum.predicted, "natural": optimization.natural_predicted}
     return summarize_validation(frame, target_weights, predicted)
@@ -460,21 +458,22 @@ def validation_markdown(validation: dict) -> list[str]:
 
 
 def write_mix_outputs(
-    out: Path, space: MixtureSpace, regression: RegressionResult, optimization: OptimizationResult,
+    run: RunDir, space: MixtureSpace, regression: RegressionResult, optimization: OptimizationResult,
     mixture_ids: Sequence[str], validation: dict,
 ) -> Path:
     """mix.yaml, weights.parquet and the report; returns the mix.yaml path."""
+    out = run.stage_dir("mix")
     out.mkdir(parents=True, exist_ok=True)
     measured = {"optimum": validation["chosen"]["mean"], "natural": validation["natural"]["mean"]}
     natural_id = natural_mixture_id(mixture_ids, regression.weights, space.natural)
     report = write_report(out, regression, optimization, space, mixture_ids, measured, natural_id)
     with report.open("a") as handle:
         handle.write("\n".join(validation_markdown(validation)))
-    weights_table(space, optimization).to_parquet(out / WEIGHTS_TABLE, index=False)
-    path = out / MIX_YAML
+    with atomic_path(run.mix_weights) as table:
+        weights_table(space, optimization).to_parquet(table, index=False)
     document = mix_document(space, regression, optimization, validation)
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
+    write_text_atomic(run.mix_file(), yaml.safe_dump(document, sort_keys=False))
+    return run.mix_file()
 
 
 def print_mix(
@@ -507,7 +506,7 @@ def run_mix(config: PipelineConfig, run: RunDir, client: Client, console: Consol
         n_candidates=section.candidates, top_k=section.top_k, seed=config.run.seed,
     )
     validation = validate_mix(config, run, client, console, space, optimization, target_weights)
-    path = write_mix_outputs(run.stage_dir("mix"), space, regression, optimization, mixture_ids, validation)
+    path = write_mix_outputs(run, space, regression, optimization, mixture_ids, validation)
     print_mix(console, regression, space, optimization, validation)
     return {
         "regressor": regression.chosen,

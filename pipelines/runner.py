@@ -1,14 +1,16 @@
 """Runs stages in order on one Dask client and keeps the manifest and ledger current."""
 
 import time
+import uuid
 from dataclasses import dataclass
 
 from distributed import Client
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.config import PipelineConfig
-from pipelines.executor import DaskPipelineExecutor, StageFailed
+from curation.errors import UserError
+from pipelines.config import PipelineConfig, scoped_config
+from pipelines.executor import DaskPipelineExecutor
 from pipelines.ledger import (
     check_balanced,
     intake_count,
@@ -18,11 +20,13 @@ from pipelines.ledger import (
     totals,
     write_ledger_table,
 )
-from pipelines.run import RunDir, fingerprint, now, package_versions
-from pipelines.stages import Stage
+from pipelines.ledger import LedgerError
+from pipelines.run import RunDir, now, package_versions
+from pipelines.stages import STAGES, Stage, StagePlan
+from pipelines.state import STALE, StageGraph
 
 
-class StageOrderError(RuntimeError):
+class StageOrderError(UserError):
     pass
 
 
@@ -36,12 +40,6 @@ class StageSummary:
     note: str = ""
 
 
-def stage_hash(config: PipelineConfig, stage: Stage, manifest: dict) -> str:
-    """The stage's config section hash chained with its dependency's, so upstream edits show."""
-    upstream = manifest["stages"].get(stage.depends, {}).get("config_hash", "") if stage.depends else ""
-    return f"{config.section_hash(stage.section)}:{upstream[:16]}"
-
-
 def progress_printer(console: Console, stage: str):
     def report(done: int, total: int, stats, seconds: float) -> None:
         docs = intake_count([step.to_dict() for step in stats.stats]) if stats.stats else 0
@@ -52,27 +50,113 @@ def progress_printer(console: Console, stage: str):
     return report
 
 
+def check_upstream(graph: StageGraph, stage: Stage) -> None:
+    for up in stage.upstream:
+        state = graph.state(up)
+        if not state.usable:
+            raise StageOrderError(
+                f"stage {stage.name!r} reads {up!r}, which is {state.describe()}: run `curate {up}` first (or `curate run`)"
+            )
+
+
+def resumable(previous: dict | None, identity: str, upstream_outputs: dict) -> bool:
+    """An interrupted or failed run of this very identity: its finished ranks are kept. A failure while
+    planning is not one: the outputs there are the earlier ones, put back."""
+    return (
+        previous is not None
+        and previous.get("state") in ("running", "failed")
+        and previous.get("failed_in") != "plan"
+        and previous.get("identity") == identity
+        and previous.get("upstream_outputs", {}) == upstream_outputs
+    )
+
+
+def cross_stage_check(stage: Stage, counts: dict, manifest: dict) -> None:
+    """Docs in of a stage = what the stages it reads kept: nothing lost or invented between stages."""
+    if not stage.upstream:
+        return
+    kept = {up: manifest["stages"][up]["counts"]["kept"] for up in stage.upstream}
+    if counts["in"] != sum(kept.values()):
+        raise LedgerError(
+            f"stage {stage.name!r} read {counts['in']:,} documents but {', '.join(f'{u!r} kept {n:,}' for u, n in kept.items())}: "
+            "documents were lost or invented between stages"
+        )
+
+
 def run_stage(
     config: PipelineConfig, stage: Stage, client: Client, console: Console, restart: bool = False
 ) -> StageSummary:
+    """Runs one stage unless it is fresh: refuses a stale upstream, resumes an interrupted attempt,
+    otherwise sets the old outputs aside, plans (which validates), then runs; the manifest says
+    ``failed`` with the error whatever goes wrong, and ``complete`` only when the ledger balanced."""
     run = RunDir(config.run_dir)
     manifest = run.read_manifest()
-    if stage.depends and manifest["stages"].get(stage.depends, {}).get("state") != "complete":
-        raise StageOrderError(f"stage {stage.name!r} needs {stage.depends!r} first: run `curate {stage.depends}`")
-    wanted = stage_hash(config, stage, manifest)
+    graph = StageGraph(config, run, STAGES, manifest)
+    check_upstream(graph, stage)
+    current = graph.state(stage.name)
     previous = manifest["stages"].get(stage.name)
-    if previous and previous.get("config_hash") != wanted:
-        restart = restart or stage.cheap
-        if not restart:
-            raise StageOrderError(
-                f"{run.path}: stage {stage.name!r} was run with another config "
-                f"(section '{stage.section}' or an upstream stage changed); rerun with --restart to redo it"
-            )
-    if restart:
-        run.clear_stage(stage.name)
-    if stage.job is not None:
-        return run_job(config, stage, client, console, run, manifest, wanted)
-    plan = stage.plan(config, run)
+    if current.usable and not restart:
+        console.print(f"[dim]{stage.name}: fresh, nothing to do (--restart redoes it)[/dim]")
+        return StageSummary(stage.name, previous.get("counts"), 0.0, note="fresh")
+    if current.state == STALE:
+        console.print(f"[yellow]{stage.name}: stale ({'; '.join(current.reasons)}): redoing it[/yellow]")
+    identity = current.identity
+    upstream_outputs = {up: manifest["stages"][up].get("output_id") for up in stage.upstream}
+    entry = {**identity.to_json(), "upstream_outputs": upstream_outputs, "started": now()}
+    manifest.setdefault("inputs", {}).update(graph.fingerprints.seen)
+    manifest.update(run=config.run.name, packages=package_versions())
+    scoped = scoped_config(config, stage.name, stage.reads)
+    resume = not restart and resumable(previous, identity.digest, upstream_outputs)
+    parked = None
+    if not resume:
+        manifest["stages"][stage.name] = entry | {"state": "clearing"}
+        run.write_manifest(manifest)
+        parked = run.set_aside(stage.name)
+    start = time.monotonic()
+    try:
+        plan = stage.plan(scoped, run) if stage.is_document_stage else None
+    except BaseException as err:
+        run.restore(stage.name, parked)
+        mark_failed(run, manifest, stage.name, entry | {"failed_in": "plan"}, err)
+        raise
+    run.discard(parked)
+    entry["state"] = "running"
+    manifest["stages"][stage.name] = entry
+    run.write_manifest(manifest)
+    try:
+        if plan is None:
+            summary = run_job(scoped, stage, client, console, run, entry)
+        else:
+            summary = run_plan(scoped, stage, plan, client, console, run, manifest, entry)
+    except BaseException as err:
+        mark_failed(run, manifest, stage.name, entry, err)
+        raise
+    summary.seconds = time.monotonic() - start
+    entry.update(state="complete", output_id=uuid.uuid4().hex[:16], seconds=round(summary.seconds, 3), finished=now())
+    run.write_manifest(manifest)
+    return summary
+
+
+def mark_failed(run: RunDir, manifest: dict, name: str, entry: dict, err: BaseException) -> None:
+    state = "unbalanced" if isinstance(err, LedgerError) else "failed"
+    message = "interrupted" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"
+    manifest["stages"][name] = entry | {"state": state, "error": message, "finished": now()}
+    run.write_manifest(manifest)
+
+
+def run_plan(
+    config: PipelineConfig, stage: Stage, plan: StagePlan, client: Client, console: Console, run: RunDir, manifest: dict, entry: dict
+) -> StageSummary:
+    for sub in plan.before:
+        console.print(f"[dim]{stage.name}: {sub.name} ({sub.tasks} tasks)[/dim]")
+        DaskPipelineExecutor(
+            sub.pipeline,
+            tasks=sub.tasks,
+            logging_dir=str(run.logs_dir(stage.name) / f"before-{sub.name}"),
+            client=client,
+            name=f"{stage.name}-{sub.name}",
+            run_dir=run.path,
+        ).run()
     executor = DaskPipelineExecutor(
         plan.pipeline,
         tasks=plan.tasks,
@@ -80,69 +164,25 @@ def run_stage(
         client=client,
         name=stage.name,
         on_progress=progress_printer(console, stage.name),
+        run_dir=run.path,
     )
-    entry = {"state": "running", "config_hash": wanted, "tasks": plan.tasks, "started": now()}
-    manifest.setdefault("inputs", {}).update({path: fingerprint(path) for path in plan.inputs})
-    manifest.update(run=config.run.name, config_hash=config.config_hash(), packages=package_versions())
-    manifest["stages"][stage.name] = entry
-    run.write_manifest(manifest)
-    start = time.monotonic()
-    try:
-        for sub in plan.before:
-            console.print(f"[dim]{stage.name}: {sub.name} ({sub.tasks} tasks)[/dim]")
-            DaskPipelineExecutor(
-                sub.pipeline,
-                tasks=sub.tasks,
-                logging_dir=str(run.logs_dir(stage.name) / f"before-{sub.name}"),
-                client=client,
-                name=f"{stage.name}-{sub.name}",
-            ).run()
-        executor.run()
-    except StageFailed as err:
-        entry.update(state="failed", error=str(err), finished=now())
-        run.write_manifest(manifest)
-        raise
+    entry["tasks"] = plan.tasks
+    executor.run()
     rows = stage_ledger(stage.name, run.stage_dir(stage.name), run.logs_dir(stage.name), plan.tasks)
-    seconds = time.monotonic() - start
-    entry.update(
-        ranks=ledger_rows_to_json(rows),
-        counts=totals(rows),
-        seconds=round(seconds, 3),
-        ranks_run=executor.ranks_run,
-        ranks_skipped=executor.ranks_skipped,
-        finished=now(),
-    )
-    try:
-        check_balanced(rows)
-    except Exception as err:
-        entry.update(state="unbalanced", error=str(err))
-        raise
-    finally:
-        run.write_manifest(manifest)
-        write_ledger_table(run.ledger_path, [r for e in manifest["stages"].values() for r in ledger_rows_from_json(e.get("ranks", []))])
+    entry.update(ranks=ledger_rows_to_json(rows), counts=totals(rows), ranks_run=executor.ranks_run, ranks_skipped=executor.ranks_skipped)
+    write_ledger_table(run.ledger_path, [r for e in manifest["stages"].values() for r in ledger_rows_from_json(e.get("ranks", []))])
+    check_balanced(rows)
+    cross_stage_check(stage, entry["counts"], manifest)
     if stage.describe is not None:
         entry.update(stage.describe(config, run))
-    entry["state"] = "complete"
-    run.write_manifest(manifest)
-    return StageSummary(stage.name, entry["counts"], seconds, len(executor.ranks_run), len(executor.ranks_skipped))
+    return StageSummary(stage.name, entry["counts"], 0.0, len(executor.ranks_run), len(executor.ranks_skipped), entry.get("note", ""))
 
 
-def run_job(config: PipelineConfig, stage: Stage, client: Client, console: Console, run: RunDir, manifest: dict, wanted: str) -> StageSummary:
-    entry = {"state": "running", "config_hash": wanted, "started": now()}
-    manifest["stages"][stage.name] = entry
-    run.write_manifest(manifest)
-    start = time.monotonic()
-    try:
-        result = stage.job(config, run, client, console)
-    except Exception as err:
-        entry.update(state="failed", error=f"{type(err).__name__}: {err}", finished=now())
-        run.write_manifest(manifest)
-        raise
-    seconds = time.monotonic() - start
-    entry.update(state="complete", result=result, seconds=round(seconds, 3), finished=now())
-    run.write_manifest(manifest)
+def run_job(config: PipelineConfig, stage: Stage, client: Client, console: Console, run: RunDir, entry: dict) -> StageSummary:
+    result = stage.job(config, run, client, console)
+    entry["result"] = result
     note = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items() if isinstance(v, (int, float, str)))
-    return StageSummary(stage.name, None, seconds, note=note)
+    return StageSummary(stage.name, None, 0.0, note=note)
 
 
 def removed_summary(removed: dict[str, int], shown: int = 6) -> str:
@@ -162,7 +202,7 @@ def summary_table(summaries: list[StageSummary], run: RunDir) -> Table:
         if s.counts is None:
             table.add_row(s.name, "-", "-", "-", s.note, f"{s.seconds:.1f}")
             continue
-        removed = removed_summary(s.counts["removed"])
+        removed = removed_summary(s.counts["removed"]) + (f"; {s.note}" if s.note else "")
         created = f"{s.counts['created']:,}" if s.counts["created"] else "-"
         table.add_row(s.name, f"{s.counts['in']:,}", created, f"{s.counts['kept']:,}", removed, f"{s.seconds:.1f}")
     return table

@@ -56,10 +56,10 @@ def connect(run_dir: str | Path) -> duckdb.DuckDBPyConnection:
                 f"CREATE VIEW {view} AS SELECT id, domain, source, quality_score, {QUALITY_BUCKET} AS quality_bucket, "
                 f"n_tokens FROM tokenize WHERE split = '{split}'"
             )
-    for view, path in (("proxies", run.stage_dir("proxies") / "proxies.parquet"), ("mix", run.stage_dir("mix") / "weights.parquet")):
+    for view, path in (("proxies", run.proxies_table()), ("mix", run.mix_weights)):
         if path.exists():
             con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet({_file_list([path])})")
-    benchmarks = run.stage_dir("classify") / "_contamination" / "benchmarks.jsonl"
+    benchmarks = run.contamination_benchmarks
     if benchmarks.exists() and benchmarks.stat().st_size:
         con.execute(f"CREATE VIEW contamination AS SELECT * FROM read_json_auto({_file_list([benchmarks])})")
     if run.ledger_path.exists():

@@ -19,6 +19,7 @@ from curation.intake import StageIntake
 from curation.license import LicenseFilter
 from curation.shards import LabelledSink, RemovedSink, ShardReader, ShardWriter
 from curation.sources.commoncrawl import CommonCrawlConfig, crawl_files
+from curation.sources.names import glob_root, stable_names
 from curation.sources.ocr import OcrConfig, VlmConfig
 from curation.sources.pdf import PdfSource
 from curation.rephrase.client import ClientConfig
@@ -27,7 +28,8 @@ from curation.rephrase.step import FixedStyles, QualityRouting, RephraseStep, Se
 from curation.sources.warc import WarcSource
 from curation.tokenize import DomainTokenizer
 from pipelines.classify import classifier_steps, contamination_report, contamination_step
-from pipelines.export import run_export
+from pipelines.export import EXPORT_READS, run_export
+from pipelines.ledger import summed_stats
 from pipelines.tokens import TOKENIZE_READS, prepare_tokenizer, token_counts
 from pipelines.config import ConfigError, PipelineConfig
 from pipelines.run import RunDir
@@ -47,37 +49,81 @@ class SubPipeline:
 class StagePlan:
     pipeline: list  # the main pipeline: reader, StageIntake, steps, ShardWriter; the ledger counts it
     tasks: int
-    inputs: list[str] = field(default_factory=list)  # files from outside the run, fingerprinted
     before: list[SubPipeline] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Stage:
     """A document stage (``plan``: a datatrove pipeline per rank, checked by the ledger) or a
-    job stage (``job``: works on what earlier stages made, returns a summary for the manifest)."""
+    job stage (``job``: works on what earlier stages made, returns a summary for the manifest).
+
+    ``reads`` are the config keys its outputs depend on (a section, or ``section.key``), ``upstream``
+    the stages whose outputs it reads, ``inputs`` the files from outside the run it reads: together
+    they make its identity (pipelines.state). It runs on a config that hides every other key.
+    """
 
     name: str
-    section: str  # the config section its outputs depend on
-    depends: str | None
+    reads: tuple[str, ...]
+    upstream: tuple[str, ...]
     about: str
     plan: Callable[[PipelineConfig, RunDir], StagePlan] | None = None
     job: Callable | None = None
     describe: Callable[[PipelineConfig, RunDir], dict] | None = None  # extra manifest facts after a document stage
-    cheap: bool = False  # redone whenever its config changes, without asking for --restart
+    inputs: Callable[[PipelineConfig, RunDir], list[str]] | None = None
+
+    @property
+    def is_document_stage(self) -> bool:
+        return self.plan is not None
 
 
-def expand_inputs(patterns: list[str], run: RunDir, key: str) -> list[str]:
-    paths: list[str] = []
+def matched_files(patterns: list[str], run: RunDir, key: str) -> dict[str, str]:
+    """Every file the patterns match, each with its stable name (relative to its pattern's root,
+    so a corpus that moves keeps its document ids)."""
+    pairs: list[tuple[str, str]] = []
     for pattern in patterns:
-        resolved = pattern.replace("{run_dir}", str(run.path))
+        resolved = in_run(pattern, run)
         matches = sorted(glob.glob(resolved, recursive=True))
         if not matches:
             raise ConfigError(
                 f"{key}: no file matches {resolved!r}"
                 + (" (run `curate demo-data` first)" if "{run_dir}" in pattern else "")
             )
-        paths.extend(matches)
-    return list(dict.fromkeys(paths))
+        pairs.extend((path, glob_root(resolved)) for path in matches)
+    try:
+        return stable_names(pairs)
+    except ValueError as err:
+        raise ConfigError(f"{key}: {err}") from None
+
+
+def in_run(path: str, run: RunDir) -> str:
+    return path.replace("{run_dir}", str(run.path))
+
+
+def ingest_inputs(config: PipelineConfig, run: RunDir) -> list[str]:
+    section = config.ingest
+    return [*matched_files(section.warc, run, "ingest.warc"), *matched_files(section.pdf.paths, run, "ingest.pdf.paths")]
+
+
+def benchmark_inputs(config: PipelineConfig, run: RunDir) -> list[str]:
+    contamination = config.classify.contamination
+    return [in_run(b.path, run) for b in contamination.benchmarks] if contamination else []
+
+
+def rephrase_inputs(config: PipelineConfig, run: RunDir) -> list[str]:
+    return benchmark_inputs(config, run) if config.rephrase.endpoint else []
+
+
+def tokenize_inputs(config: PipelineConfig, run: RunDir) -> list[str]:
+    tokenizer = config.tokenize.tokenizer
+    return [tokenizer.path] if tokenizer.kind == "file" else []
+
+
+def proxies_inputs(config: PipelineConfig, run: RunDir) -> list[str]:
+    return [in_run(t.path, run) for t in config.proxies.eval_texts]
+
+
+def export_inputs(config: PipelineConfig, run: RunDir) -> list[str]:
+    return [in_run(config.export.mix, run)] if config.export.mix else []
 
 
 def ocr_config(section) -> OcrConfig:
@@ -90,20 +136,22 @@ REPHRASE_READS = "classify"
 
 def plan_ingest(config: PipelineConfig, run: RunDir) -> StagePlan:
     section = config.ingest
-    warcs = expand_inputs(section.warc, run, "ingest.warc")
+    warcs = matched_files(section.warc, run, "ingest.warc")
     if section.commoncrawl:
-        warcs += crawl_files(CommonCrawlConfig(**section.commoncrawl.model_dump()))
-    pdfs = expand_inputs(section.pdf.paths, run, "ingest.pdf.paths")
+        crawl = CommonCrawlConfig(**section.commoncrawl.model_dump())
+        warcs |= stable_names((url, crawl.base_url) for url in crawl_files(crawl))
+    pdfs = matched_files(section.pdf.paths, run, "ingest.pdf.paths")
     stage_dir = run.stage_dir("ingest")
     removed = RemovedSink(stage_dir)
     pipeline = [
         WarcSource(
-            warcs,
+            list(warcs),
             max_record_bytes=section.max_record_bytes,
             default_metadata={"domain": section.default_domain},
             pdf_domain=section.pdf.domain,
+            names=warcs,
         ),
-        PdfSource(pdfs, per_page=section.pdf.per_page, ocr=ocr_config(section.pdf.ocr), domain=section.pdf.domain),
+        PdfSource(list(pdfs), per_page=section.pdf.per_page, ocr=ocr_config(section.pdf.ocr), domain=section.pdf.domain, names=pdfs),
         StageIntake(removed),
         HtmlExtractor(
             removed,
@@ -113,8 +161,7 @@ def plan_ingest(config: PipelineConfig, run: RunDir) -> StagePlan:
         ),
         ShardWriter(stage_dir),
     ]
-    local_inputs = [p for p in warcs + pdfs if "://" not in p]
-    return StagePlan(pipeline, tasks=min(section.tasks, max(len(warcs), len(pdfs))), inputs=local_inputs)
+    return StagePlan(pipeline, tasks=min(section.tasks, max(len(warcs), len(pdfs))))
 
 
 def plan_filter(config: PipelineConfig, run: RunDir) -> StagePlan:
@@ -149,7 +196,7 @@ def plan_filter(config: PipelineConfig, run: RunDir) -> StagePlan:
 def plan_dedup(config: PipelineConfig, run: RunDir) -> StagePlan:
     section = config.dedup
     source, stage_dir = run.stage_dir("filter"), run.stage_dir("dedup")
-    work = stage_dir / "_work"
+    work = run.dedup_work
     minhash = MinhashConfig(
         n_grams=section.minhash.n_grams,
         num_buckets=section.minhash.buckets,
@@ -187,7 +234,7 @@ def plan_classify(config: PipelineConfig, run: RunDir) -> StagePlan:
 
 def select_ids(run: RunDir, stage: str, where: str, key: str) -> Path:
     """Evaluates a SQL predicate over a stage's documents once, in the driver: the ids it keeps, as Parquet."""
-    out = run.stage_dir("rephrase") / "_selection" / "ids.parquet"
+    out = run.rephrase_selection
     out.parent.mkdir(parents=True, exist_ok=True)
     con = connect(run.path)
     try:
@@ -224,7 +271,7 @@ def plan_rephrase(config: PipelineConfig, run: RunDir) -> StagePlan:
     step = RephraseStep(
         removed,
         client,
-        cache_dir=run.path / "_cache" / "rephrase",
+        cache_dir=run.rephrase_cache,
         styles=styles,
         rephraser_config=RephraserConfig(
             context_tokens=section.context_tokens,
@@ -233,6 +280,7 @@ def plan_rephrase(config: PipelineConfig, run: RunDir) -> StagePlan:
             seed=config.run.seed,
             budget_tokens=section.budget_tokens,
             allow_truncated=section.allow_truncated,
+            fail_fast_requests=section.fail_fast_requests,
         ),
         selection=Selection(
             tuple(section.domains) if section.domains else None,
@@ -247,19 +295,32 @@ def plan_rephrase(config: PipelineConfig, run: RunDir) -> StagePlan:
     return StagePlan(pipeline, tasks=section.tasks)
 
 
+def request_report(config: PipelineConfig, run: RunDir) -> dict:
+    """LLM requests and failures by reason over every rank: a partial failure rate is never silent."""
+    if not config.rephrase.endpoint:
+        return {}
+    counts = summed_stats(run.logs_dir("rephrase"), config.rephrase.tasks, "llm_")
+    failed = {key.removeprefix("llm_failed_"): n for key, n in counts.items() if key.startswith("llm_failed_") and key != "llm_failed_requests" and n}
+    requests, failures = counts.get("llm_requests", 0), counts.get("llm_failed_requests", 0)
+    note = f"LLM requests: {requests:,}, failed {failures:,}" + (f" ({', '.join(f'{r} {n:,}' for r, n in sorted(failed.items()))})" if failed else "")
+    return {"llm_requests": requests, "llm_failed": failed, "note": note}
+
+
 def plan_tokenize(config: PipelineConfig, run: RunDir) -> StagePlan:
     section = config.tokenize
     source, stage_dir = run.stage_dir(TOKENIZE_READS), run.stage_dir("tokenize")
-    info = prepare_tokenizer(section.tokenizer, stage_dir / "_tokenizer" / "tokenizer.json", source, config.run.seed)
+    try:
+        info = prepare_tokenizer(section.tokenizer, run.tokenizer_path, source, config.run.seed)
+    except (ValueError, OSError) as err:  # a tokenizer file without the EOS token, unreadable, or no documents
+        raise ConfigError(f"tokenize.tokenizer: {err}") from None
     removed = RemovedSink(stage_dir)
     pipeline = [
         ShardReader(source),
         StageIntake(removed),
-        DomainTokenizer(stage_dir / "_tokens", info.path, info.eos_token, section.validation_fraction, config.run.seed),
+        DomainTokenizer(run.token_root, info.path, info.eos_token, section.validation_fraction, config.run.seed),
         ShardWriter(stage_dir),
     ]
-    inputs = [section.tokenizer.path] if section.tokenizer.kind == "file" else []
-    return StagePlan(pipeline, tasks=section.tasks, inputs=inputs)
+    return StagePlan(pipeline, tasks=section.tasks)
 
 
 def lazy_job(module: str, name: str) -> Callable:
@@ -274,22 +335,28 @@ def lazy_job(module: str, name: str) -> Callable:
 STAGES: dict[str, Stage] = {
     stage.name: stage
     for stage in [
-        Stage("ingest", "ingest", None, "WARC/PDF records -> text (HTML extraction, OCR)", plan=plan_ingest),
-        Stage("filter", "filter", "ingest", "URL, license, language and Gopher/C4/FineWeb heuristics", plan=plan_filter),
-        Stage("dedup", "dedup", "filter", "exact and MinHash near-duplicate removal", plan=plan_dedup),
-        Stage("classify", "classify", "dedup", "domain (scikit-learn), quality (fastText) and benchmark contamination",
-              plan=plan_classify, describe=contamination_report),
-        Stage("rephrase", "rephrase", REPHRASE_READS, "synthetic rewrites through an OpenAI-compatible LLM endpoint",
-              plan=plan_rephrase),
-        Stage("tokenize", "tokenize", TOKENIZE_READS, "per-domain token files and a held-out validation slice",
-              plan=plan_tokenize, describe=token_counts),
-        Stage("proxies", "proxies", "tokenize", "tiny proxy models on sampled mixtures, scored in bits per byte",
-              job=lazy_job("pipelines.mixing", "run_proxies")),
-        Stage("mix", "mix", "proxies", "regression over the proxies: the bounded optimal mix, validated against natural",
+        Stage("ingest", ("ingest",), (), "WARC/PDF records -> text (HTML extraction, OCR)",
+              plan=plan_ingest, inputs=ingest_inputs),
+        Stage("filter", ("filter",), ("ingest",), "URL, license, language and Gopher/C4/FineWeb heuristics", plan=plan_filter),
+        Stage("dedup", ("dedup",), ("filter",), "exact and MinHash near-duplicate removal", plan=plan_dedup),
+        Stage("classify", ("classify",), ("dedup",), "domain (scikit-learn), quality (fastText) and benchmark contamination",
+              plan=plan_classify, describe=contamination_report, inputs=benchmark_inputs),
+        Stage("rephrase", ("rephrase", "run.seed", "classify.contamination"), (REPHRASE_READS,),
+              "synthetic rewrites through an OpenAI-compatible LLM endpoint", plan=plan_rephrase, inputs=rephrase_inputs,
+              describe=request_report),
+        Stage("tokenize", ("tokenize", "run.seed"), (TOKENIZE_READS,), "per-domain token files and a held-out validation slice",
+              plan=plan_tokenize, describe=token_counts, inputs=tokenize_inputs),
+        Stage("proxies", ("proxies", "run.seed", "tokenize.tokenizer"), ("tokenize",),
+              "tiny proxy models on sampled mixtures, scored in bits per byte",
+              job=lazy_job("pipelines.mixing", "run_proxies"), inputs=proxies_inputs),
+        Stage("mix", ("mix", "proxies", "run.seed", "tokenize.tokenizer"), ("proxies",),
+              "regression over the proxies: the bounded optimal mix, validated against natural",
               job=lazy_job("pipelines.mixing", "run_mix")),
-        Stage("anneal", "anneal", "tokenize", "mid-training mix over domain x quality-bucket units, from proxies continuing a base proxy",
+        Stage("anneal", ("anneal", "proxies", "mix", "run.seed", "tokenize.tokenizer"), ("tokenize", "mix"),
+              "mid-training mix over domain x quality-bucket units, from proxies continuing a base proxy",
               job=lazy_job("pipelines.anneal", "run_anneal")),
-        Stage("export", "export", "tokenize", "the mixture for Megatron-LM and OLMo-core, with manifest and launch script",
-              job=run_export, cheap=True),
+        Stage("export", ("export", "tokenize.tokenizer"), EXPORT_READS,
+              "the mixture for Megatron-LM and OLMo-core, with manifest and launch script",
+              job=run_export, inputs=export_inputs),
     ]
 }

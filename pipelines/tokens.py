@@ -49,4 +49,4 @@ def token_counts(config, run: RunDir) -> dict:
         rows = con.execute(f"SELECT split, {key}, sum(n_tokens) FROM t GROUP BY ALL ORDER BY ALL").fetchall()
         for split, value, tokens in rows:
             counts.setdefault(split, {}).setdefault(f"by_{key}", {})[str(value)] = int(tokens)
-    return {"tokens": counts, "tokenizer": describe_tokenizer(run.stage_dir("tokenize") / "_tokenizer" / "tokenizer.json", config.tokenize.tokenizer.eos_token).to_dict()}
+    return {"tokens": counts, "tokenizer": describe_tokenizer(run.tokenizer_path, config.tokenize.tokenizer.eos_token).to_dict()}

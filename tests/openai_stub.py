@@ -5,9 +5,10 @@ Answers are deterministic: the words of the document (the text between
 order, behind a fixed prefix -- clearly not a near copy of the input. Token counts
 in ``usage`` are whitespace word counts (see :func:`count_tokens`).
 
-Faults can be injected two ways:
+Faults can be injected three ways, the first that applies wins:
 
 * ``server.inject(fault, count)`` queues a fault for the next ``count`` requests;
+* ``StubOpenAIServer(every_request_fault=NAME)`` gives every request that fault (a broken endpoint);
 * a document containing ``[[fault:NAME]]`` gets that fault on every request.
 
 Faults: ``http_429`` (with ``Retry-After``), ``http_500``, ``http_400``, ``hang``
@@ -15,6 +16,9 @@ Faults: ``http_429`` (with ``Retry-After``), ``http_500``, ``http_400``, ``hang`
 answer), ``garbage`` (a non-JSON body), ``missing_fields`` (JSON without
 ``choices``), ``length`` (``finish_reason: length``), ``empty`` (empty content),
 ``refusal`` and ``echo`` (the document itself).
+
+``StubOpenAIServer(api_key=KEY)`` answers 401 to a request without ``Authorization:
+Bearer KEY``, quoting the key it was sent in the error message as OpenAI's API does.
 
 Run standalone (used by the benchmark): ``python tests/openai_stub.py --latency 0.05``
 prints ``READY <base_url>`` and serves until terminated.
@@ -83,10 +87,15 @@ class _Server(ThreadingHTTPServer):
 class StubOpenAIServer:
     """Threaded stub server; ``with StubOpenAIServer() as s: s.base_url`` ..."""
 
-    def __init__(self, latency_s: float = 0.0, hang_s: float = 2.0, retry_after: str = "0") -> None:
+    def __init__(self, latency_s: float = 0.0, hang_s: float = 2.0, retry_after: str = "0",
+                 api_key: str | None = None, every_request_fault: str | None = None) -> None:
+        if every_request_fault is not None and every_request_fault not in FAULTS:
+            raise ValueError(f"unknown fault {every_request_fault!r}")
         self.latency_s = latency_s
         self.hang_s = hang_s
         self.retry_after = retry_after
+        self.api_key = api_key
+        self.every_request_fault = every_request_fault
         self.requests: list[RecordedRequest] = []
         self.max_in_flight = 0
         self._in_flight = 0
@@ -121,10 +130,14 @@ class StubOpenAIServer:
         with self._lock:
             return [r.document for r in self.requests]
 
+    def authorized(self, authorization: str | None) -> bool:
+        return self.api_key is None or authorization == f"Bearer {self.api_key}"
+
     def _begin(self, record_without_fault: RecordedRequest) -> RecordedRequest:
-        """Record a request, choosing its fault (queued first, then a marker)."""
+        """Record a request, choosing its fault (queued, then every request's, then a marker)."""
         with self._lock:
-            fault = self._faults.popleft() if self._faults else _marker_fault(record_without_fault.document)
+            queued = self._faults.popleft() if self._faults else None
+            fault = queued or self.every_request_fault or _marker_fault(record_without_fault.document)
             record = replace(record_without_fault, fault=fault)
             self.requests.append(record)
             self._in_flight += 1
@@ -155,6 +168,12 @@ def _completion(model: str, content: str, finish_reason: str, messages: list[dic
     }
 
 
+def _invalid_api_key(authorization: str | None) -> dict:
+    presented = (authorization or "").removeprefix("Bearer ")
+    return {"error": {"message": f"Incorrect API key provided: {presented}.", "type": "invalid_request_error",
+                      "code": "invalid_api_key"}}
+
+
 def _make_handler(stub: StubOpenAIServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -179,7 +198,9 @@ def _make_handler(stub: StubOpenAIServer) -> type[BaseHTTPRequestHandler]:
             ))
             try:
                 time.sleep(stub.latency_s)
-                if self.path != "/v1/chat/completions" or body is None:
+                if not stub.authorized(record.authorization):
+                    self._send(401, _invalid_api_key(record.authorization))
+                elif self.path != "/v1/chat/completions" or body is None:
                     self._send(404 if body is not None else 400, {"error": "bad request"})
                 else:
                     self._answer(record, body, messages)

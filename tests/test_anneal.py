@@ -26,7 +26,7 @@ from mixes.export.token_files import open_token_files
 from mixes.proxy_model import ProxyConfig, TargetSet, train_proxy, train_proxy_state
 from mixes.report import PREDICTED_PNG, PROXIES_PNG, REPORT_MD, WEIGHTS_PNG
 from mixes.swarm import load_proxies
-from pipelines.anneal import BASE_STATE, AnnealSection, run_anneal
+from pipelines.anneal import AnnealSection, run_anneal
 from pipelines.config import parse_config
 from pipelines.export import export_name, read_mix, training_tokens
 from pipelines.mixing import encode_documents, run_tokenizer
@@ -124,7 +124,7 @@ def annealed(run, client):
 def test_units_are_the_documents_of_each_domain_and_bucket(run, docs):
     config = make_config(run)
     info = run_tokenizer(config, run)
-    units = build_unit_streams(run.stage_dir("tokenize"), list(training_tokens(run)), QualityBuckets(tuple(EDGES)), info.vocab_size)
+    units = build_unit_streams(run.stage_dir("tokenize"), run.token_root, list(training_tokens(run)), QualityBuckets(tuple(EDGES)), info.vocab_size)
     assert sorted(units.units) == sorted(UNITS)
     for name, unit in units.units.items():
         # the token files hold rank 0's documents, then rank 1's, each rank in reading order
@@ -159,17 +159,17 @@ def test_shards_out_of_step_with_the_token_files_fail(run, tmp_path, damage, mes
     pq.write_table(table.take(order), shard)
     info = run_tokenizer(make_config(run), run)
     with pytest.raises(ValueError, match=message):
-        build_unit_streams(copy.stage_dir("tokenize"), ["news"], QualityBuckets(tuple(EDGES)), info.vocab_size)
+        build_unit_streams(copy.stage_dir("tokenize"), copy.token_root, ["news"], QualityBuckets(tuple(EDGES)), info.vocab_size)
 
 
 def test_anneal_proxies_continue_the_base_and_mix_yaml_is_an_export_mix(annealed, run):
     config, result = annealed
-    units = build_unit_streams(run.stage_dir("tokenize"), list(training_tokens(run)), QualityBuckets(tuple(EDGES)), 512).tokens
+    units = build_unit_streams(run.stage_dir("tokenize"), run.token_root, list(training_tokens(run)), QualityBuckets(tuple(EDGES)), 512).tokens
     proxies = load_proxies(run.stage_dir("anneal") / "proxies.parquet")
     assert len(proxies) == 8 and (proxies["tokens"] == 4_000).all() and proxies[ANNEAL_ID].nunique() == 1
     assert {f"w_{unit}" for unit in UNITS} <= set(proxies.columns) and {"bpb_news", "bpb_code"} <= set(proxies.columns)
     assert result["units"] == units and result["base"]["trained_now"] and result["base"]["source"] == "natural"
-    assert (run.stage_dir("anneal") / BASE_STATE).exists()
+    assert run.anneal_base_state.exists()
 
     mix = read_mix(str(run.stage_dir("anneal") / "mix.yaml"))
     assert mix["phase"] == "anneal" and mix["token_budget"] == ANNEAL_BUDGET
@@ -192,7 +192,7 @@ def test_the_chosen_units_token_files_export(annealed, run, tmp_path):
     config, result = annealed
     mix = read_mix(str(run.stage_dir("anneal") / "mix.yaml"))
     info = run_tokenizer(config, run)
-    units = build_unit_streams(run.stage_dir("tokenize"), list(training_tokens(run)), QualityBuckets(tuple(EDGES)), info.vocab_size)
+    units = build_unit_streams(run.stage_dir("tokenize"), run.token_root, list(training_tokens(run)), QualityBuckets(tuple(EDGES)), info.vocab_size)
     assert set(mix["token_dirs"]) == {unit for unit, weight in mix["weights"].items() if weight > 0}
     for unit, folder in mix["token_dirs"].items():
         files = open_token_files(run.path / folder, info.vocab_size)
@@ -210,7 +210,7 @@ def test_the_chosen_units_token_files_export(annealed, run, tmp_path):
 
 def test_a_rerun_resumes_and_trains_nothing(annealed, run, client):
     config, _ = annealed
-    files = [run.stage_dir("anneal") / name for name in ("proxies.parquet", "_validation/proxies.parquet", BASE_STATE)]
+    files = [run.proxies_table("anneal"), run.validation_proxies("anneal"), run.anneal_base_state]
     before = [path.stat().st_mtime_ns for path in files]
     again = run_anneal(config, run, client, console(), section())
     assert again["trained"] == 0 and again["validation_trained"] == 0 and not again["base"]["trained_now"]

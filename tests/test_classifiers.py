@@ -16,10 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 from datatrove.data import Document
 
-from classifiers.domain import DomainParams, DomainStep, train_domain
+from classifiers.domain import DomainDataError, DomainParams, DomainStep, train_domain
 from classifiers.quality import (
     DROP_REASON,
     POSITIVE,
+    QualityDataError,
     QualityParams,
     QualityScorer,
     QualityStep,
@@ -28,6 +29,7 @@ from classifiers.quality import (
     write_training_file,
 )
 from classifiers.text import NUMBER_PLACEHOLDER, normalize_text, normalize_texts
+from curation.errors import UserError
 from curation.shards import REMOVED_DIR, RemovedSink
 from pipelines.demo_corpus import write_demo_corpus
 
@@ -111,6 +113,7 @@ def test_quality_report_measures_the_heldout_part(quality, pages):
     assert quality.model_path.name == "quality.ftz" and quality.model_path.stat().st_size < 2**20
     saved = json.loads(quality.report_path.read_text())
     assert saved == json.loads(json.dumps(quality.as_json()))
+    assert saved["model_bytes"] == quality.model_path.stat().st_size
     held = saved["heldout"]
     assert held["positives"] + held["negatives"] == sum(saved["data"]["heldout"].values())
     assert held["positives"] == pytest.approx(0.2 * len(positives), abs=1)
@@ -200,6 +203,7 @@ def test_domain_report_measures_the_heldout_part(domain, pages):
     assert matrix.shape == (5, 5) and matrix.sum() == sum(saved["data"]["heldout"].values())
     assert saved["data"]["labels"] == {label: labels.count(label) for label in DOMAINS}
     assert saved["data"]["examples"] == len(texts) and saved["seed"] == SEED
+    assert saved["model_bytes"] == domain.model_path.stat().st_size
 
 
 def test_domain_step_fills_only_unassigned_domains(domain, pages):
@@ -284,11 +288,26 @@ def test_training_is_deterministic(quality, domain, pages, tmp_path):
 
 
 def test_training_rejects_unusable_data(tmp_path):
-    with pytest.raises(ValueError, match="positives and negatives"):
-        train_quality(["a good page"], [], tmp_path, QUALITY_PARAMS)
-    with pytest.raises(ValueError, match="at least two domains"):
+    with pytest.raises(QualityDataError, match=r"^0 negatives, too few: quality training needs at least 5 positives") as caught:
+        train_quality(["a good page"] * 5, [], tmp_path, QUALITY_PARAMS)
+    assert caught.value.examples == "negatives"
+    with pytest.raises(QualityDataError, match=r"^4 positives, too few") as caught:
+        train_quality(["a good page"] * 4, ["spam"] * 50, tmp_path, QUALITY_PARAMS)
+    assert caught.value.examples == "positives"
+    with pytest.raises(DomainDataError, match=r"^only label 'wiki': domain training needs at least two labels$"):
         train_domain(["x"] * 10, ["wiki"] * 10, tmp_path, DOMAIN_PARAMS)
-    with pytest.raises(ValueError, match="too few examples"):
+    with pytest.raises(DomainDataError, match=r"^too few examples of 'code' \(2\): domain training needs at least 5 of each"):
         train_domain(["x"] * 12, ["wiki"] * 10 + ["code"] * 2, tmp_path, DOMAIN_PARAMS)
+    assert issubclass(QualityDataError, UserError) and issubclass(DomainDataError, UserError)
+    assert list(tmp_path.iterdir()) == []  # rejected before anything is written
+
+
+def test_params_reject_values_the_trainers_cannot_use():
     with pytest.raises(ValueError, match="cutoff"):
         QualityParams(cutoff=10)
+    with pytest.raises(ValueError, match="dim must be positive"):
+        QualityParams(dim=0)
+    with pytest.raises(ValueError, match="word_ngrams must be a range"):
+        DomainParams(word_ngrams=(2, 1))
+    with pytest.raises(ValueError, match="calibration_folds must be at least 2"):
+        DomainParams(calibration_folds=1)

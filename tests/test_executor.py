@@ -1,22 +1,19 @@
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import duckdb
-import pytest
 import yaml
 from datatrove.executor import LocalPipelineExecutor
-from distributed import Client
 
 from curation.extract import HtmlExtractor
 from curation.intake import StageIntake
 from curation.shards import RemovedSink, ShardWriter
 from curation.sources.warc import WarcSource
-from pipelines.executor import DaskPipelineExecutor, WORKER_ENV
+from pipelines.executor import DaskPipelineExecutor
 from tests.warcs import write_corpus
 
 CURATE = [sys.executable, "-m", "pipelines.cli"]
@@ -84,37 +81,6 @@ def test_killed_run_resumes_with_only_the_unfinished_ranks(tmp_path):
     assert len(ids) == len(set(ids)) == 12 * 40
     assert stage["counts"] == {"in": 480, "created": 0, "kept": 480, "removed": {}}
     assert not list((tmp_path / "runs" / "t" / "ingest").rglob(".*.tmp-*"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def tcp_cluster():
-    """A real `dask scheduler` and `dask worker` processes on loopback, as a user's cluster would be."""
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    dask = str(Path(sys.executable).parent / "dask")
-    env = os.environ | WORKER_ENV
-    scheduler = subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    worker = subprocess.Popen([dask, "worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        with Client(address, timeout=60) as probe:
-            probe.wait_for_workers(2, timeout=90)
-        yield address
-    finally:
-        for proc in (worker, scheduler):
-            proc.terminate()
-        for proc in (worker, scheduler):
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def test_stage_runs_on_an_existing_dask_cluster(tmp_path, tcp_cluster):

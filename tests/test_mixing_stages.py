@@ -22,7 +22,7 @@ from mixes.sampling import MixtureSpace, sample_mixtures
 from mixes.swarm import load_proxies
 from pipelines.config import ConfigError, parse_config
 from pipelines.export import read_mix, training_tokens
-from pipelines.mixing import MIX_YAML, WEIGHTS_TABLE, run_mix, run_proxies
+from pipelines.mixing import run_mix, run_proxies
 from pipelines.run import RunDir
 from pipelines.sql import query
 
@@ -136,7 +136,7 @@ def test_a_rerun_resumes_and_trains_nothing(proxied, run, client):
 
 def test_mix_yaml_is_an_export_mix_within_the_bounds_and_the_cap(mixed, run):
     config, result = mixed
-    mix = read_mix(str(run.stage_dir("mix") / MIX_YAML))
+    mix = read_mix(str(run.mix_file()))
     weights = mix["weights"]
     tokens = training_tokens(run)
     assert set(weights) == set(tokens) and sum(weights.values()) == pytest.approx(1.0, abs=1e-9)
@@ -165,7 +165,7 @@ def test_report_plots_and_views(mixed, run):
     assert query(run.path, "SELECT count(*) FROM proxies")[1] == [(10,)]
     columns, rows = query(run.path, "SELECT domain, natural_weight, chosen_weight, top_k_weight FROM mix ORDER BY domain")
     assert [row[0] for row in rows] == ["code", "news", "recipes"]
-    assert sum(row[2] for row in rows) == pytest.approx(1.0) and (out / WEIGHTS_TABLE).exists()
+    assert sum(row[2] for row in rows) == pytest.approx(1.0) and run.mix_weights.exists()
 
 
 @pytest.mark.parametrize(

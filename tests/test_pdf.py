@@ -143,7 +143,8 @@ def test_single_column_blocks_are_read_top_to_bottom():
 def test_per_page_documents(tmp_path):
     (tmp_path / "paper.pdf").write_bytes(two_column_paper(n_pages=3))
     docs = list(PdfSource([str(tmp_path / "paper.pdf")], per_page=True).run(None, 0, 1))
-    assert [d.id for d in docs] == [f"{tmp_path / 'paper.pdf'}#page={n}" for n in (1, 2, 3)]
+    assert [d.id for d in docs] == [f"paper.pdf#page={n}" for n in (1, 2, 3)]
+    assert {d.metadata["pdf_path"] for d in docs} == {str(tmp_path / "paper.pdf")}
     assert [d.metadata["page"] for d in docs] == [1, 2, 3]
     assert docs[0].text.startswith(TITLE) and docs[1].text.startswith(body_line("Left", 2, 1))
     assert all(d.metadata["domain"] == "papers" and d.metadata["source"] == "pdf" for d in docs)
@@ -172,7 +173,7 @@ def test_broken_files_become_error_documents_naming_the_file(tmp_path):
     for doc, (name, (reason, _, words)) in zip(docs, BROKEN.items()):
         assert doc.metadata[ERROR_REASON] == reason, name
         assert doc.metadata[ERROR_DETAIL].startswith(f"{tmp_path / name}: ") and words in doc.metadata[ERROR_DETAIL]
-        assert doc.id == str(tmp_path / name) and doc.metadata["pdf_path"] == str(tmp_path / name)
+        assert doc.id == name and doc.metadata["pdf_path"] == str(tmp_path / name)
     assert source.stats.stats["encrypted_pdf"].total == 1 and source.stats.stats["documents"].total == 1
 
 

@@ -126,9 +126,12 @@ def test_exhausted_retries_report_last_reason(stub, fault, reason):
 
     assert isinstance(error, LLMError)
     assert (error.reason, error.attempts) == (reason, 2)
+    assert error.detail and "\n" not in error.detail
     unpickled = pickle.loads(pickle.dumps(error))
-    assert (unpickled.reason, unpickled.attempts, str(unpickled)) == (reason, 2, str(error))
+    assert (unpickled.reason, unpickled.attempts, unpickled.detail, str(unpickled)) == (
+        reason, 2, error.detail, str(error))
     assert (stats.requests, stats.retries, stats.failures, stats.succeeded) == (2, 1, 1, 0)
+    assert stats.failed_by_reason == {reason: 1}
     assert len(stub.requests) == 2
 
 

@@ -16,11 +16,13 @@ from pipelines.runner import run_stage
 from pipelines.sql import query
 from pipelines.stages import REPHRASE_READS, STAGES
 from tests.openai_stub import StubOpenAIServer
+from tests.runs import record_complete
 from tests.warcs import article
 
 
-def upstream_documents(run: RunDir, n: int, planted: dict[int, str] | None = None) -> None:
+def upstream_documents(config, n: int, planted: dict[int, str] | None = None) -> None:
     """A finished upstream stage: shards plus the manifest entry the runner checks."""
+    run = RunDir(config.run_dir)
     rng = random.Random(5)
     docs = [
         Document(text="\n\n".join(article(rng, 6) for _ in range(2)), id=f"doc-{i}", metadata={"domain": "wiki" if i % 3 else "forum", "url": f"https://x.example/{i}"})
@@ -30,7 +32,7 @@ def upstream_documents(run: RunDir, n: int, planted: dict[int, str] | None = Non
     for i, text in (planted or {}).items():
         docs[i].text += "\n\n" + text
     list(ShardWriter(run.stage_dir(REPHRASE_READS)).run(iter(docs), rank=0))
-    run.write_manifest({"stages": {REPHRASE_READS: {"state": "complete", "config_hash": "x"}}, "inputs": {}})
+    record_complete(config, REPHRASE_READS, n)
 
 
 def test_rephrase_stage_adds_synthetic_documents_with_lineage_and_balances(tmp_path, monkeypatch):
@@ -42,7 +44,7 @@ def test_rephrase_stage_adds_synthetic_documents_with_lineage_and_balances(tmp_p
                          "styles": ["wiki"], "domains": ["wiki"], "tasks": 2, "max_retries": 1},
         })
         run = RunDir(config.run_dir)
-        upstream_documents(run, 12)
+        upstream_documents(config, 12)
         summary = run_stage(config, STAGES["rephrase"], client, Console(quiet=True))
         first_requests = len(server.requests)
         rerun = run_stage(config, STAGES["rephrase"], client, Console(quiet=True), restart=True)
@@ -51,6 +53,7 @@ def test_rephrase_stage_adds_synthetic_documents_with_lineage_and_balances(tmp_p
     assert summary.counts["in"] == 12 and summary.counts["created"] == wiki
     assert summary.counts["kept"] == 12 + wiki - 1 and summary.counts["removed"] == {"rephrase_refusal": 1}
     assert rerun.counts == summary.counts
+    assert summary.note == f"LLM requests: {first_requests}, failed 0"
     rows = query(run.path, "select id, parent_id, synthetic_style, synthetic_model, domain, source, url from rephrase where source = 'synthetic' order by id")[1]
     assert len(rows) == wiki - 1
     for doc_id, parent, style, model, domain, source, url in rows:
@@ -65,8 +68,7 @@ def test_a_missing_api_key_is_a_clear_error_before_any_work(tmp_path, client, mo
     monkeypatch.delenv("ABSENT_KEY", raising=False)
     config = parse_config({"run": {"name": "r", "root": str(tmp_path)},
                            "rephrase": {"endpoint": "http://127.0.0.1:9/v1", "model": "m", "api_key_env": "ABSENT_KEY"}})
-    run = RunDir(config.run_dir)
-    upstream_documents(run, 6)
+    upstream_documents(config, 6)
     with pytest.raises(ConfigError, match="rephrase.api_key_env: the environment variable ABSENT_KEY is not set"):
         run_stage(config, STAGES["rephrase"], client, Console(quiet=True))
 
@@ -81,7 +83,7 @@ def test_synthetic_documents_pass_the_contamination_check(tmp_path):
             "rephrase": {"endpoint": server.base_url, "model": "stub-model", "styles": ["wiki"], "domains": ["wiki"], "tasks": 1},
         })
         run = RunDir(config.run_dir)
-        upstream_documents(run, 6, planted={1: " ".join(reversed(item.split()))})  # the stub reverses words back
+        upstream_documents(config, 6, planted={1: " ".join(reversed(item.split()))})  # the stub reverses words back
         summary = run_stage(config, STAGES["rephrase"], client, Console(quiet=True))
     assert summary.counts["removed"] == {"contamination/farm": 1, "rephrase_refusal": 1}
     assert query(run.path, "select id from removed where reason = 'contamination/farm'")[1] == [("doc-1#wiki",)]
@@ -95,7 +97,7 @@ def test_a_sql_predicate_selects_what_is_rephrased(tmp_path, client):
                          "where": "id in ('doc-0', 'doc-3') or url like '%/5'"},
         })
         run = RunDir(config.run_dir)
-        upstream_documents(run, 6)
+        upstream_documents(config, 6)
         summary = run_stage(config, STAGES["rephrase"], client, Console(quiet=True))
     parents = sorted(r[0] for r in query(run.path, "select parent_id from rephrase where source = 'synthetic'")[1])
     assert parents == ["doc-0", "doc-3", "doc-5"] and summary.counts["created"] == 3

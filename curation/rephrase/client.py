@@ -7,11 +7,13 @@ answer's ``choices[0].message.content``, ``finish_reason`` and ``usage``).
 Failures are classified into short reason strings. Timeouts, connection errors,
 HTTP 429, HTTP 5xx, bodies that are not JSON and JSON without the expected fields
 are retried with exponential backoff and jitter; other non-2xx answers are final.
-When retries run out, :class:`LLMError` carries the last reason.
+When retries run out, :class:`LLMError` carries the last reason and a one-line
+detail of what the server or the transport said.
 
 The API key is read from the environment variable named by ``api_key_env`` and is
 only ever placed in the ``Authorization`` header: it is not stored on the config,
-not logged and not part of any exception or repr.
+not logged and not part of any exception or repr (a server that echoes it in an
+error body has it cut from the detail).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -35,6 +38,9 @@ CONNECTIONS_PER_LANE = 4
 O(connections^2) bookkeeping per request (encode/httpx#3215, encode/httpcore#1035):
 one pool of 64 connections cost ~8 ms of client CPU per request and capped a
 local benchmark at ~80 requests/s. Small pools ("lanes") keep it near 1 ms."""
+
+DETAIL_CHARS = 200
+"""How much of an error body a failure's detail keeps: enough for a server's message."""
 
 
 @dataclass(frozen=True)
@@ -111,14 +117,21 @@ class ChatResult:
 
 @dataclass
 class ClientStats:
-    """Counters over all calls: ``requests`` counts HTTP attempts, retries included."""
+    """Counters over all calls: ``requests`` counts HTTP attempts, retries included.
+
+    ``failed_by_reason`` counts calls that failed for good, by :class:`LLMError` reason.
+    """
 
     requests: int = 0
     retries: int = 0
     succeeded: int = 0
-    failures: int = 0
+    failed_by_reason: Counter[str] = field(default_factory=Counter)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+
+    @property
+    def failures(self) -> int:
+        return sum(self.failed_by_reason.values())
 
     @property
     def total_tokens(self) -> int:
@@ -128,7 +141,7 @@ class ClientStats:
         self.requests += other.requests
         self.retries += other.retries
         self.succeeded += other.succeeded
-        self.failures += other.failures
+        self.failed_by_reason.update(other.failed_by_reason)
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
 
@@ -137,34 +150,67 @@ class LLMError(Exception):
     """A call that failed for good: a non-retryable answer or retries exhausted.
 
     ``reason`` is short and stable: ``timeout``, ``connection_error``, ``http_429``,
-    ``http_500`` (any status), ``malformed_json`` or ``missing_fields``.
+    ``http_500`` (any status), ``malformed_json`` or ``missing_fields``. ``detail`` is
+    one line about the last attempt (the status and the start of the body, or the
+    transport error), for a person to read.
     """
 
-    def __init__(self, reason: str, attempts: int) -> None:
+    def __init__(self, reason: str, attempts: int, detail: str = "") -> None:
         super().__init__(f"chat completion failed after {attempts} attempt(s): {reason}")
         self.reason = reason
         self.attempts = attempts
+        self.detail = detail
 
     def __reduce__(self) -> tuple:
         """Keep the error picklable (it may cross process boundaries in a pipeline)."""
-        return (LLMError, (self.reason, self.attempts))
+        return (LLMError, (self.reason, self.attempts, self.detail))
 
+
+class ChatAttemptFailed(AttemptFailed):
+    """:class:`AttemptFailed` with the one-line ``detail`` that :class:`LLMError` passes on."""
+
+    def __init__(self, reason: str, retryable: bool, detail: str, retry_after_s: float | None = None) -> None:
+        super().__init__(reason, retryable, retry_after_s)
+        self.detail = detail
+
+
+def one_line(text: str, limit: int = DETAIL_CHARS) -> str:
+    """``text`` with its whitespace collapsed, cut to ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
+
+
+def body_detail(response: httpx.Response, what: str = "") -> str:
+    """``HTTP <status>[ <what>]: <start of the body>``."""
+    head = f"HTTP {response.status_code} {what}".rstrip()
+    return f"{head}: {one_line(response.text)}"
+
+
+def transport_detail(error: BaseException) -> str:
+    """The innermost error behind a transport failure, e.g. ``ConnectionRefusedError: [Errno 111] ...``.
+
+    httpx's own message ("All connection attempts failed") does not say whether the
+    host was unknown, refused the connection or could not be reached.
+    """
+    while (inner := error.__cause__ or error.__context__) is not None:
+        error = inner
+    return one_line(f"{type(error).__name__}: {error}")
 
 
 def parse_chat_response(response: httpx.Response, attempt: int) -> ChatResult:
-    """Turn an HTTP answer into a result, or raise :class:`AttemptFailed` with its reason."""
+    """Turn an HTTP answer into a result, or raise :class:`ChatAttemptFailed` with its reason."""
     status = response.status_code
     if status == 429:
         retry_after = parse_retry_after_s(response.headers.get("Retry-After"))
-        raise AttemptFailed("http_429", retryable=True, retry_after_s=retry_after)
+        raise ChatAttemptFailed("http_429", True, body_detail(response), retry_after_s=retry_after)
     if status >= 500:
-        raise AttemptFailed(f"http_{status}", retryable=True)
+        raise ChatAttemptFailed(f"http_{status}", True, body_detail(response))
     if not response.is_success:
-        raise AttemptFailed(f"http_{status}", retryable=False)
+        raise ChatAttemptFailed(f"http_{status}", False, body_detail(response))
     try:
         body = response.json()
     except ValueError:
-        raise AttemptFailed("malformed_json", retryable=True) from None
+        raise ChatAttemptFailed("malformed_json", True, body_detail(response, "body is not JSON")) from None
     try:
         choice = body["choices"][0]
         content = choice["message"].get("content") or ""
@@ -181,7 +227,8 @@ def parse_chat_response(response: httpx.Response, attempt: int) -> ChatResult:
             attempts=attempt,
         )
     except (KeyError, IndexError, TypeError, ValueError, AttributeError):
-        raise AttemptFailed("missing_fields", retryable=True) from None
+        detail = body_detail(response, "JSON without choices[0].message.content")
+        raise ChatAttemptFailed("missing_fields", True, detail) from None
 
 
 class ChatClient:
@@ -238,12 +285,12 @@ class ChatClient:
             attempt += 1
             try:
                 result = await self._attempt(payload, attempt)
-            except AttemptFailed as failure:
+            except ChatAttemptFailed as failure:
                 if not failure.retryable or attempt > self.config.max_retries:
-                    self.stats.failures += 1
+                    self.stats.failed_by_reason[failure.reason] += 1
                     logger.warning("chat request %d failed after %d attempt(s): %s",
                                    request_id, attempt, failure.reason)
-                    raise LLMError(failure.reason, attempt) from None
+                    raise LLMError(failure.reason, attempt, self._without_api_key(failure.detail)) from None
                 delay = self._retry_delay_s(request_id, attempt, failure.retry_after_s)
                 self.stats.retries += 1
                 logger.info("chat request %d attempt %d failed (%s); retrying in %.2fs",
@@ -272,9 +319,10 @@ class ChatClient:
             async with asyncio.timeout(self.config.timeout_s):
                 response = await lane.post(CHAT_COMPLETIONS_PATH, json=payload)
         except (TimeoutError, httpx.TimeoutException):
-            raise AttemptFailed("timeout", retryable=True) from None
-        except httpx.TransportError:
-            raise AttemptFailed("connection_error", retryable=True) from None
+            detail = f"no complete answer within {self.config.timeout_s:g}s"
+            raise ChatAttemptFailed("timeout", True, detail) from None
+        except httpx.TransportError as error:
+            raise ChatAttemptFailed("connection_error", True, transport_detail(error)) from None
         finally:
             self._free_slots.put_nowait(lane)
         return parse_chat_response(response, attempt)
@@ -289,6 +337,11 @@ class ChatClient:
     def _retry_delay_s(self, request_id: int, attempt: int, retry_after_s: float | None) -> float:
         """Back off; a server's ``Retry-After`` wins when it asks for longer (capped at ``backoff_max_s``)."""
         return self.config.retry.delay_s(attempt, key=str(request_id), retry_after_s=retry_after_s)
+
+    def _without_api_key(self, text: str) -> str:
+        """``text`` with the API key cut out: some servers quote the key they rejected."""
+        key = self._headers.get("Authorization", "").removeprefix("Bearer ")
+        return text.replace(key, "***") if key else text
 
     def _record_success(self, usage: Usage) -> None:
         self.stats.succeeded += 1

@@ -9,6 +9,13 @@ Once a chunk of a document is rejected, its later chunks are not requested.
 Rejection reasons: ``empty_input``, ``empty_response``, ``truncated``, ``refusal``,
 ``near_copy``, ``budget_exhausted`` and ``llm_error:<reason>`` (see
 :class:`curation.rephrase.client.LLMError`).
+
+A request that fails rejects its document and the run goes on: one bad document or
+a server's bad minute should not stop a long job. But an endpoint that cannot work
+at all (down, a wrong key, not OpenAI-compatible) turns every document into a
+rejection, and the run would end "complete" with nothing made. So when the first
+``fail_fast_requests`` requests all fail for the same reason, the Rephraser raises
+:class:`curation.errors.UserError` instead, naming the endpoint and what to check.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from curation.errors import UserError
 from curation.rephrase.cache import CompletionCache, cache_key
 from curation.rephrase.client import (
     ChatClient,
@@ -45,6 +53,15 @@ DEFAULT_REFUSAL_PATTERNS: tuple[str, ...] = (
 REFUSAL_WINDOW_CHARS = 300
 """Refusals are looked for only at the start of an answer: a rephrased article about
 chatbots may legitimately quote such phrases further in."""
+
+ENDPOINT_ADVICE = {
+    "connection_error": "check rephrase.endpoint and that the server is up and reachable from the workers",
+    "timeout": "check that the server at rephrase.endpoint is up, or raise rephrase.timeout_s",
+    "http_404": "check rephrase.endpoint (the base URL, ending in /v1) and rephrase.model",
+    "malformed_json": "check that rephrase.endpoint is the /v1 base URL of an OpenAI-compatible server",
+    "missing_fields": "check that rephrase.endpoint is the /v1 base URL of an OpenAI-compatible server",
+}
+DEFAULT_ENDPOINT_ADVICE = "check rephrase.endpoint, rephrase.model and the server's logs"
 
 
 @dataclass(frozen=True)
@@ -88,6 +105,9 @@ class RephraserConfig:
     ``budget_tokens`` caps prompt + completion tokens of uncached requests over the
     Rephraser's life; requests already in flight when it is reached still finish,
     so it can be overshot by up to ``max_concurrency - 1`` requests.
+    ``fail_fast_requests``: when this many first requests of the Rephraser's life
+    all fail for one reason, it raises :class:`UserError` (the endpoint is broken);
+    0 never does. Later failures, or a mix in the first ones, only reject documents.
     """
 
     context_tokens: int = 8192
@@ -100,11 +120,17 @@ class RephraserConfig:
     near_copy_threshold: float = 0.5
     near_copy_ngram: int = 5
     refusal_patterns: tuple[str, ...] = DEFAULT_REFUSAL_PATTERNS
+    fail_fast_requests: int = 8
+
+    def __post_init__(self) -> None:
+        if self.fail_fast_requests < 0:
+            raise ValueError("fail_fast_requests must be >= 0")
 
 
 @dataclass
 class RephraserStats:
-    """``requests`` counts chunk calls issued (the client's own stats count HTTP attempts)."""
+    """``requests`` counts chunk calls issued (the client's own stats count HTTP attempts,
+    and the calls that failed for good by reason)."""
 
     chunks: int = 0
     cache_hits: int = 0
@@ -112,6 +138,42 @@ class RephraserStats:
     spent_tokens: int = 0
     rejections: Counter[str] = field(default_factory=Counter)
     client: ClientStats = field(default_factory=ClientStats)
+
+
+@dataclass
+class FirstRequests:
+    """The outcomes of the first ``window`` requests: None for a success, else the error."""
+
+    window: int
+    outcomes: list[LLMError | None] = field(default_factory=list)
+
+    def record(self, error: LLMError | None) -> None:
+        if len(self.outcomes) < self.window:
+            self.outcomes.append(error)
+
+    def unanimous_failure(self) -> LLMError | None:
+        """The last error when all ``window`` first requests failed with one reason, else None
+        (also while fewer are in, and always with a ``window`` of 0)."""
+        complete = self.window > 0 and len(self.outcomes) == self.window
+        if not complete or any(error is None for error in self.outcomes):
+            return None
+        reasons = {error.reason for error in self.outcomes}
+        return self.outcomes[-1] if len(reasons) == 1 else None
+
+
+def broken_endpoint_message(config: ClientConfig, requests: int, error: LLMError) -> str:
+    """One line for the user: where, what failed, how, and what to check. Never the key."""
+    detail = error.detail or str(error)
+    return (f"rephrase: the first {requests} requests to {config.base_url} (model {config.model!r}) "
+            f"all failed with {error.reason} (last: {detail}); {endpoint_advice(error.reason, config.api_key_env)}")
+
+
+def endpoint_advice(reason: str, api_key_env: str | None) -> str:
+    if reason in ("http_401", "http_403"):
+        if api_key_env is None:
+            return "the server wants an API key: set rephrase.api_key_env to the variable that holds it"
+        return f"check the API key in {api_key_env} (rephrase.api_key_env)"
+    return ENDPOINT_ADVICE.get(reason, DEFAULT_ENDPOINT_ADVICE)
 
 
 @dataclass
@@ -140,6 +202,7 @@ class Rephraser:
         self.styles = dict(styles) if styles is not None else load_styles()
         self.stats = RephraserStats()
         self._refusals = [re.compile(p, re.IGNORECASE) for p in config.refusal_patterns]
+        self._first_requests = FirstRequests(config.fail_fast_requests)
 
     def style(self, name: str) -> Style:
         try:
@@ -157,6 +220,13 @@ class Rephraser:
     def budget_exhausted(self) -> bool:
         limit = self.config.budget_tokens
         return limit is not None and self.stats.spent_tokens >= limit
+
+    def _raise_if_endpoint_broken(self) -> None:
+        """Raise :class:`UserError` when the first ``fail_fast_requests`` requests all failed
+        for one reason: then the endpoint, not the documents, is at fault."""
+        error = self._first_requests.unanimous_failure()
+        if error is not None:
+            raise UserError(broken_endpoint_message(self.client_config, self.config.fail_fast_requests, error))
 
     def rephrase_sync(self, items: Sequence[RephraseInput]) -> list[Outcome]:
         """:meth:`rephrase` from synchronous code (one ``asyncio.run`` per batch)."""
@@ -184,16 +254,20 @@ class Rephraser:
         """Process chunk jobs with ``max_concurrency`` workers pulling from one iterator.
 
         Workers (rather than one task per chunk) make the budget check happen right
-        before a request is sent, and keep memory flat for large batches.
+        before a request is sent, and keep memory flat for large batches. A broken
+        endpoint's :class:`UserError` cancels the other workers and is raised as is.
         """
 
         async def worker() -> None:
             for plan, index in jobs:
                 await self._process_chunk(client, plan, index)
 
-        async with asyncio.TaskGroup() as group:
-            for _ in range(self.client_config.max_concurrency):
-                group.create_task(worker())
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self.client_config.max_concurrency):
+                    group.create_task(worker())
+        except* UserError as errors:
+            raise errors.exceptions[0] from None
 
     async def _process_chunk(self, client: ChatClient, plan: _DocPlan, index: int) -> None:
         if plan.rejections:
@@ -222,12 +296,18 @@ class Rephraser:
 
     async def _request(self, client: ChatClient, style: Style, chunk: str) -> ChatResult:
         self.stats.requests += 1
-        result = await client.complete(ChatRequest(
-            messages=style.messages(chunk),
-            max_tokens=self.config.max_output_tokens,
-            temperature=self.config.temperature,
-            seed=self.config.seed,
-        ))
+        try:
+            result = await client.complete(ChatRequest(
+                messages=style.messages(chunk),
+                max_tokens=self.config.max_output_tokens,
+                temperature=self.config.temperature,
+                seed=self.config.seed,
+            ))
+        except LLMError as error:
+            self._first_requests.record(error)
+            self._raise_if_endpoint_broken()
+            raise
+        self._first_requests.record(None)
         self.stats.spent_tokens += result.usage.total_tokens
         return result
 

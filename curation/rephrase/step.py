@@ -8,6 +8,12 @@ token usage. Every attempt, kept or rejected, is counted under ``documents_creat
 a rejected one goes to the drop ledger as ``rephrase_<reason>``, so the stage balances:
 in + created = kept + removed.
 
+LLM requests are counted per rank: ``llm_requests`` (issued, cache hits aside),
+``llm_failed_requests`` (failed for good) and ``llm_failed_<reason>`` for each
+:class:`curation.rephrase.client.LLMError` reason seen. A rank whose first requests
+all fail for one reason stops with a :class:`curation.errors.UserError` (see
+``RephraserConfig.fail_fast_requests``).
+
 Documents outside the selection are yielded as soon as they arrive, while selected
 ones wait for their batch: the order of a rank's output differs from its input's.
 """
@@ -283,3 +289,6 @@ class RephraseStep(PipelineStep):
         self.stat_update("llm_cache_hits", value=stats.cache_hits)
         self.stat_update("llm_retries", value=stats.client.retries)
         self.stat_update("llm_spent_tokens", value=stats.spent_tokens)
+        self.stat_update("llm_failed_requests", value=stats.client.failures)
+        for reason, count in sorted(stats.client.failed_by_reason.items()):
+            self.stat_update(f"llm_failed_{reason}", value=count)

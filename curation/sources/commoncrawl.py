@@ -29,6 +29,7 @@ import fsspec
 import httpx
 from datatrove.utils.logging import logger
 
+from curation.errors import UserError
 from curation.http_retry import RetryPolicy, parse_retry_after_s, retryable_status
 
 CRAWL_NAME = re.compile(r"^CC-MAIN-\d{4}-\d{2}$")
@@ -37,6 +38,20 @@ DEFAULT_BASE_URL = "https://data.commoncrawl.org/"
 READ_CHUNK_BYTES = 1 << 20
 CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(\d+|\*)")
 DOWNLOAD_RETRY = RetryPolicy(max_retries=8, backoff_base_s=1.0, backoff_max_s=60.0)
+# The listing is read in the driver before any work: a wrong address should fail in seconds, not minutes.
+LISTING_RETRY = RetryPolicy(max_retries=2, backoff_base_s=1.0, backoff_max_s=4.0)
+
+
+class MissingPackage(UserError, ImportError):
+    pass
+
+
+class ListingUnreadable(UserError, OSError):
+    pass
+
+
+class ListingMissing(ListingUnreadable, FileNotFoundError):
+    pass
 
 
 @dataclass(frozen=True)
@@ -84,7 +99,7 @@ def is_http(url: str) -> bool:
 def require_s3fs(url: str) -> None:
     """fsspec's own message for a missing s3fs is vague; name the package and the way around it."""
     if url.startswith("s3://") and find_spec("s3fs") is None:
-        raise ImportError(
+        raise MissingPackage(
             f"reading {url} needs the s3fs package (pip install s3fs), "
             f"or set commoncrawl.base_url to {DEFAULT_BASE_URL}"
         )
@@ -94,15 +109,17 @@ def read_listing(config: CommonCrawlConfig) -> list[str]:
     """The bucket-relative paths in the crawl's ``<kind>.paths.gz``."""
     url = listing_url(config)
     try:
-        with open_input(url) as stream:
+        with open_input(url, retry=LISTING_RETRY, timeout_s=30.0) as stream:
             text = gzip.decompress(stream.read()).decode("utf-8")
     except FileNotFoundError as err:
-        raise FileNotFoundError(
+        raise ListingMissing(
             f"no Common Crawl listing at {url}: check commoncrawl.crawl ({config.crawl}), "
             f"commoncrawl.kind ({config.kind}) and commoncrawl.base_url"
         ) from err
     except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
-        raise OSError(f"cannot read the Common Crawl listing {url}: {err}") from err
+        raise ListingUnreadable(
+            f"cannot read the Common Crawl listing {url}: {err}; check commoncrawl.base_url and the network"
+        ) from err
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 

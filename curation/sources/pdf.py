@@ -47,7 +47,7 @@ import math
 import os
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
@@ -59,6 +59,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.readers.base import BaseReader
 
 from curation.documents import ERROR_DETAIL, ERROR_REASON
+from curation.sources.names import source_names
 from curation.sources.ocr import OcrConfig, OcrFailed, OcrResult, PageOcr, open_ocr
 
 TEXT_FLAGS = pymupdf.TEXTFLAGS_TEXT & ~pymupdf.TEXT_PRESERVE_LIGATURES  # "ﬁ" -> "fi"
@@ -141,9 +142,9 @@ class PdfText:
     error_reason: str | None = None
     error_detail: str | None = None
 
-    @property
-    def id(self) -> str:
-        return f"{self.pdf_path}#page={self.page_start}" if self.per_page else self.pdf_path
+    def document_id(self, name: str) -> str:
+        """The id of this text's document, for a file whose stable name is ``name``."""
+        return f"{name}#page={self.page_start}" if self.per_page else name
 
     @property
     def fully_ocr(self) -> bool:
@@ -750,6 +751,12 @@ class PdfSource(BaseReader):
     of scanned pages; the engine starts in :meth:`run`, so the step pickles cleanly.
     A path that cannot be opened at all (a missing file) raises: that is a wrong
     configuration, not broken input.
+
+    A document's id is the file's stable name (``#page=<n>`` added per page), not its
+    path, so that it survives moving the corpus: ``names`` maps a path to its name
+    (:mod:`curation.sources.names`); a path missing from it stands for itself, and
+    with no ``names`` at all the files are named relative to the folder that holds
+    them all. ``pdf_path`` and error details keep the real path.
     """
 
     name = "📄 pdf"
@@ -761,9 +768,11 @@ class PdfSource(BaseReader):
         ocr: OcrConfig | None = None,
         domain: str = "papers",
         default_metadata: dict | None = None,
+        names: Mapping[str, str] | None = None,
     ):
         super().__init__(default_metadata=default_metadata)
         self.paths = list(paths)
+        self.names = source_names(self.paths, names)
         self.per_page = per_page
         self.ocr = ocr
         self.domain = domain
@@ -785,4 +794,4 @@ class PdfSource(BaseReader):
         for part in parts:
             self.stat_update(part.error_reason or "documents")
             self.stat_update("ocr_pages", value=len(part.ocr_pages))
-            yield Document(text=part.text, id=part.id, metadata=part.metadata() | extra)
+            yield Document(text=part.text, id=part.document_id(self.names[path]), metadata=part.metadata() | extra)

@@ -10,7 +10,7 @@ to the drop ledger, naming the file and the byte offset of the failing record.
 """
 
 import re
-
+from collections.abc import Mapping
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.readers.base import BaseReader
@@ -18,6 +18,7 @@ from datatrove.utils.logging import logger
 
 from curation.documents import ERROR_DETAIL, ERROR_REASON
 from curation.sources.commoncrawl import DownloadError, open_input
+from curation.sources.names import source_names
 from curation.sources.pdf import pdf_document_from_payload
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -51,8 +52,24 @@ def mime_type(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
 
 
+def arc_headers_without_made_up_ids():
+    """warcio's parser of ARC record headers (which it turns into WARC ones), minus the
+    ``WARC-Record-ID`` it makes up: ARC records have no id, and warcio's is random,
+    new on every read, so a rerun would give the same record another document id."""
+    from warcio.recordloader import ARC2WARCHeadersParser
+
+    class WithoutMadeUpIds(ARC2WARCHeadersParser):
+        def parse(self, stream, statusline=None):
+            headers = super().parse(stream, statusline)
+            headers.remove_header("WARC-Record-ID")
+            return headers
+
+    return WithoutMadeUpIds()
+
+
 def checked_archive_iterator(stream):
-    """warcio's ArchiveIterator, remembering whether the last gzip member ended cleanly.
+    """warcio's ArchiveIterator, remembering whether the last gzip member ended cleanly,
+    reading ARC records without made-up ids (:func:`arc_headers_without_made_up_ids`).
 
     warcio ends a gzip file that was cut mid-member as if it were complete: the
     record at the cut vanishes without an error. ``truncated_gzip`` tells.
@@ -68,11 +85,22 @@ def checked_archive_iterator(stream):
                 self.truncated_gzip = True
             super().close()
 
-    return Checked(stream, arc2warc=True)
+    records = Checked(stream, arc2warc=True)
+    records.loader.arc_parser = arc_headers_without_made_up_ids()
+    return records
 
 
 class WarcSource(BaseReader):
-    """Reads WARC, WARC.gz and ARC files; rank r of n reads every n-th file of ``paths``."""
+    """Reads WARC, WARC.gz and ARC files; rank r of n reads every n-th file of ``paths``.
+
+    A document's id is its record's ``WARC-Record-ID``: the crawler made it unique
+    for all time, and it does not depend on where the file is kept. A record without
+    one (every ARC record) and a break in a file get ``<name>@<byte offset>``, where
+    ``names`` maps a path to its stable name (:mod:`curation.sources.names`), so that
+    the id survives moving the corpus: a path missing from ``names`` stands for
+    itself, and with no ``names`` at all the files are named relative to the folder
+    that holds them all. ``warc_file`` keeps the real path.
+    """
 
     name = "🕷 warc"
 
@@ -82,9 +110,11 @@ class WarcSource(BaseReader):
         max_record_bytes: int = 10 * 2**20,
         default_metadata: dict | None = None,
         pdf_domain: str = "papers",
+        names: Mapping[str, str] | None = None,
     ):
         super().__init__(default_metadata=default_metadata)
         self.paths = list(paths)
+        self.names = source_names(self.paths, names)
         self.max_record_bytes = max_record_bytes
         self.pdf_domain = pdf_domain
 
@@ -118,10 +148,13 @@ class WarcSource(BaseReader):
             self.stat_update("broken_files")
             yield self.error_document(path, end, "corrupt_warc", detail)
 
+    def located_id(self, path: str, offset: int) -> str:
+        return f"{self.names[path]}@{offset}"
+
     def error_document(self, path: str, offset: int, reason: str, detail: str) -> Document:
         return Document(
             text="",
-            id=f"{path}@{offset}",
+            id=self.located_id(path, offset),
             metadata={"warc_file": path, "warc_offset": offset, ERROR_REASON: reason, ERROR_DETAIL: detail},
         )
 
@@ -145,7 +178,7 @@ class WarcSource(BaseReader):
         payload = record.content_stream().read(self.max_record_bytes + 1)
         fully_read = record.raw_stream.limit == 0
         offset = records.get_record_offset()  # reads the record to its end: only after the payload
-        record_id = record.rec_headers.get_header("WARC-Record-ID") or f"{path}@{offset}"
+        record_id = record.rec_headers.get_header("WARC-Record-ID") or self.located_id(path, offset)
         url = record.rec_headers.get_header("WARC-Target-URI")
         truncated = bool(record.rec_headers.get_header("WARC-Truncated")) or not fully_read
         where = f"{path}: record {record_id} at byte {offset} ({url})"

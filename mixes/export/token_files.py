@@ -126,11 +126,12 @@ class TokenFile:
 
 
 def find_token_files(folder: Path) -> list[Path]:
-    """Every `.ds` file under `folder`, in a stable (sorted) order."""
+    """The `.ds` files directly in `folder`, in a stable (sorted) order: domain `a`'s folder must not
+    pick up the files of domain `a/b` in its subfolder."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"token folder {folder} does not exist")
-    return sorted(p for p in folder.rglob("*.ds") if p.is_file())
+    return sorted(p for p in folder.glob("*.ds") if p.is_file())
 
 
 def open_token_files(folder: Path, vocab_size: int) -> list[TokenFile]:

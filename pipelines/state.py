@@ -1,0 +1,179 @@
+"""Whether a stage's outputs can be used: its identity, and fresh / stale / missing / failed.
+
+A stage's identity is a hash of what its outputs are a function of:
+
+- the config keys it declares it reads (``Stage.reads``), each hashed on its own, so a change
+  names the key;
+- the identity of every stage it reads from (``Stage.upstream``), computed the same way, so an
+  edit two stages up reaches every stage below it;
+- for stages that read files from outside the run, the sorted file list and the content of
+  each file (sha256, or size and modification time above a size).
+
+A complete stage is **fresh** when the identity it recorded equals the one it would have now
+and every upstream stage still holds the outputs it was built from (each completion records a
+new ``output_id``, so a restarted upstream makes everything below it stale even when its
+config did not change). Anything else is stale, missing or failed, with the reasons.
+"""
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from curation.errors import UserError
+from pipelines.config import PipelineConfig, config_value
+from pipelines.run import RunDir, fingerprint
+
+FRESH, STALE, MISSING, FAILED, RUNNING = "fresh", "stale", "missing", "failed", "running"
+SHOWN_NAMES = 3  # input files named in a reason; the rest are counted
+
+
+def digest(payload) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def content_id(info: Mapping) -> str:
+    """What an input fingerprint says about the file's content (the path is the key beside it)."""
+    return info.get("sha256") or f"{info['bytes']}@{info['mtime']}"
+
+
+@dataclass
+class Identity:
+    digest: str
+    config: dict[str, str]  # config key -> hash of its value
+    upstream: dict[str, str]  # stage -> its identity
+    inputs: dict[str, str]  # file -> content id
+    problem: str | None = None  # why the input files could not be listed (none match a glob, say)
+
+    def to_json(self) -> dict:
+        return {"identity": self.digest, "identity_parts": {"config": self.config, "upstream": self.upstream, "inputs": self.inputs}}
+
+
+@dataclass
+class StageState:
+    name: str
+    state: str  # fresh | stale | missing | failed | running
+    reasons: list[str] = field(default_factory=list)
+    identity: Identity | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.state == FRESH
+
+    def describe(self) -> str:
+        return self.state + (f" ({'; '.join(self.reasons)})" if self.reasons else "")
+
+
+class Fingerprints:
+    """Input fingerprints, reusing a recorded sha256 while a file's size and mtime are unchanged."""
+
+    def __init__(self, recorded: Mapping[str, dict]):
+        self.recorded = dict(recorded)
+        self.seen: dict[str, dict] = {}
+
+    def of(self, path: str) -> dict:
+        if path not in self.seen:
+            self.seen[path] = self._fingerprint(path)
+        return self.seen[path]
+
+    def _fingerprint(self, path: str) -> dict:
+        try:
+            quick = fingerprint(path, content=False)
+        except FileNotFoundError:
+            return {"bytes": -1, "mtime": "missing"}
+        old = self.recorded.get(path)
+        if old and old.get("sha256") and all(old.get(k) == quick[k] for k in ("bytes", "mtime")):
+            return old
+        return fingerprint(path)
+
+
+class StageGraph:
+    """Identities and states of every stage for one config and run folder, computed once each."""
+
+    def __init__(self, config: PipelineConfig, run: RunDir, stages: Mapping, manifest: dict | None = None):
+        self.config, self.run, self.stages = config, run, stages
+        self.manifest = manifest if manifest is not None else run.read_manifest()
+        self.fingerprints = Fingerprints(self.manifest.get("inputs", {}))
+        self._identities: dict[str, Identity] = {}
+
+    def identity(self, name: str) -> Identity:
+        if name not in self._identities:
+            stage = self.stages[name]
+            files, problem = self.input_files(stage)
+            parts = Identity(
+                "",
+                {key: digest(config_value(self.config, key)) for key in stage.reads},
+                {up: self.identity(up).digest for up in stage.upstream},
+                {path: content_id(self.fingerprints.of(path)) for path in files},
+                problem,
+            )
+            parts.digest = digest([parts.config, parts.upstream, parts.inputs])
+            self._identities[name] = parts
+        return self._identities[name]
+
+    def input_files(self, stage) -> tuple[list[str], str | None]:
+        if stage.inputs is None:
+            return [], None
+        try:
+            return sorted(stage.inputs(self.config, self.run)), None
+        except UserError as err:
+            return [], str(err)
+
+    def state(self, name: str, live_lock: bool = False) -> StageState:
+        entry = self.manifest["stages"].get(name)
+        identity = self.identity(name)
+        if entry is None:
+            return StageState(name, MISSING, identity=identity)
+        if entry["state"] in ("running", "clearing"):
+            state = RUNNING if live_lock else FAILED
+            why = "in progress" if live_lock else f"interrupted while {entry['state']}; rerun it"
+            return StageState(name, state, [why], identity)
+        if entry["state"] != "complete":
+            return StageState(name, FAILED, [entry.get("error", entry["state"]).splitlines()[0]], identity)
+        reasons = ([identity.problem] if identity.problem else []) + identity_changes(entry.get("identity_parts", {}), identity)
+        for up in self.stages[name].upstream:
+            upstream = self.manifest["stages"].get(up, {})
+            if upstream.get("state") != "complete":
+                reasons.append(f"upstream '{up}' is {upstream.get('state', 'missing')}")
+            elif entry.get("upstream_outputs", {}).get(up) != upstream.get("output_id"):
+                reasons.append(f"upstream '{up}' was rebuilt since")
+        return StageState(name, STALE if reasons else FRESH, reasons, identity)
+
+
+def identity_changes(recorded: Mapping, now: Identity) -> list[str]:
+    """Why a recorded identity differs from the current one, most specific first."""
+    if not recorded:
+        return ["made by an earlier curate without a recorded identity"]
+    reasons = []
+    config = recorded.get("config", {})
+    for key in sorted(set(config) | set(now.config)):
+        if config.get(key) != now.config.get(key):
+            reasons.append(f"config '{key}' changed")
+    upstream = recorded.get("upstream", {})
+    for up in sorted(set(upstream) | set(now.upstream)):
+        if upstream.get(up) != now.upstream.get(up):
+            reasons.append(f"upstream '{up}' changed")
+    before, after = recorded.get("inputs", {}), now.inputs
+    for label, files in (
+        ("added", sorted(set(after) - set(before))),
+        ("removed", sorted(set(before) - set(after))),
+        ("changed", sorted(p for p in set(before) & set(after) if before[p] != after[p])),
+    ):
+        if files:
+            shown = ", ".join(files[:SHOWN_NAMES]) + (f" and {len(files) - SHOWN_NAMES} more" if len(files) > SHOWN_NAMES else "")
+            reasons.append(f"{len(files)} input file(s) {label}: {shown}")
+    return reasons
+
+
+def lineage_of(manifest: Mapping, stages: tuple[str, ...]) -> dict[str, dict]:
+    """The recorded identity and output of ``stages`` and of every stage they were built from."""
+    lineage: dict[str, dict] = {}
+    todo = list(stages)
+    while todo:
+        name = todo.pop()
+        if name in lineage:
+            continue
+        entry = manifest["stages"].get(name, {})
+        lineage[name] = {key: entry.get(key) for key in ("identity", "output_id", "finished")}
+        todo.extend(entry.get("upstream_outputs", {}))
+    return dict(sorted(lineage.items()))
