@@ -15,6 +15,7 @@ from datatrove.pipeline.dedup.minhash import MinhashConfig
 from curation.dedup import DedupFilter, DocumentIndex, DuplicateClusters
 from curation.extract import HtmlExtractor
 from curation.filters import HEURISTIC_FILTERS, LanguageIdFilter, OfflineUrlFilter, ProseOnly
+from curation.errors import UserError
 from curation.intake import StageIntake
 from curation.license import LicenseFilter
 from curation.shards import LabelledSink, RemovedSink, ShardReader, ShardWriter
@@ -24,7 +25,7 @@ from curation.sources.ocr import OcrConfig, VlmConfig
 from curation.sources.pdf import PdfSource
 from curation.rephrase.client import ClientConfig
 from curation.rephrase.rephraser import RephraserConfig
-from curation.rephrase.step import FixedStyles, QualityRouting, RephraseStep, Selection
+from curation.rephrase.step import SYNTHETIC_COUNTER, FixedStyles, QualityRouting, RephraseStep, Selection
 from curation.sources.warc import WarcSource
 from curation.tokenize import DomainTokenizer
 from pipelines.classify import classifier_steps, contamination_report, contamination_step
@@ -296,12 +297,19 @@ def plan_rephrase(config: PipelineConfig, run: RunDir) -> StagePlan:
 
 
 def request_report(config: PipelineConfig, run: RunDir) -> dict:
-    """LLM requests and failures by reason over every rank: a partial failure rate is never silent."""
+    """LLM requests and failures by reason over every rank: a partial failure rate is never silent,
+    and a stage whose every request failed, making nothing, fails (however few requests a rank made)."""
     if not config.rephrase.endpoint:
         return {}
-    counts = summed_stats(run.logs_dir("rephrase"), config.rephrase.tasks, "llm_")
+    logs, tasks = run.logs_dir("rephrase"), config.rephrase.tasks
+    counts = summed_stats(logs, tasks, "llm_")
     failed = {key.removeprefix("llm_failed_"): n for key, n in counts.items() if key.startswith("llm_failed_") and key != "llm_failed_requests" and n}
     requests, failures = counts.get("llm_requests", 0), counts.get("llm_failed_requests", 0)
+    if requests and failures == requests and not summed_stats(logs, tasks, SYNTHETIC_COUNTER):
+        raise UserError(
+            f"rephrase: all {requests} requests to {config.rephrase.endpoint} failed ({', '.join(sorted(failed))}) "
+            "and no synthetic document was made: check rephrase.endpoint, rephrase.model and rephrase.api_key_env"
+        )
     note = f"LLM requests: {requests:,}, failed {failures:,}" + (f" ({', '.join(f'{r} {n:,}' for r, n in sorted(failed.items()))})" if failed else "")
     return {"llm_requests": requests, "llm_failed": failed, "note": note}
 

@@ -9,6 +9,7 @@ from datatrove.data import Document
 from rich.console import Console
 
 from curation.shards import ShardWriter
+from curation.errors import UserError
 from pipelines.config import ConfigError, parse_config
 from pipelines.executor import dask_client
 from pipelines.run import RunDir
@@ -104,3 +105,15 @@ def test_a_sql_predicate_selects_what_is_rephrased(tmp_path, client):
     bad = config.model_copy(update={"rephrase": config.rephrase.model_copy(update={"where": "no_such_column > 1"})})
     with pytest.raises(ConfigError, match="rephrase.where: .*no_such_column"):
         run_stage(bad, STAGES["rephrase"], client, Console(quiet=True), restart=True)
+
+
+def test_a_dead_endpoint_fails_the_stage_even_below_the_fail_fast_window(tmp_path, client):
+    config = parse_config({
+        "run": {"name": "r", "root": str(tmp_path)},
+        "rephrase": {"endpoint": "http://127.0.0.1:9/v1", "model": "m", "styles": ["wiki"], "domains": ["wiki"], "tasks": 2,
+                     "max_retries": 0, "fail_fast_requests": 8},
+    })
+    upstream_documents(config, 6)  # 4 wiki documents: 2 requests per rank, fewer than the window
+    with pytest.raises(UserError, match=r"rephrase: all 4 requests to http://127.0.0.1:9/v1 failed \(connection_error\)"):
+        run_stage(config, STAGES["rephrase"], client, Console(quiet=True))
+    assert RunDir(config.run_dir).read_manifest()["stages"]["rephrase"]["state"] == "failed"

@@ -54,6 +54,8 @@ CARRIED_KEYS = ("url", "lang", "license", "opt_out")
 """Parent metadata a synthetic document inherits: where its content came from and the
 rights attached to it (a rephrasing is a derivative of its parent)."""
 
+SYNTHETIC_COUNTER = "synthetic"  # synthetic documents kept (created counts the rejected ones too)
+
 
 @functools.lru_cache(maxsize=4)
 def selected_ids(ids_file: str) -> frozenset[str]:
@@ -271,7 +273,7 @@ class RephraseStep(PipelineStep):
         self.stat_update(CREATED_COUNTER)
         model = rephraser.client_config.model
         if outcome.ok:
-            self.stat_update("synthetic")
+            self.stat_update(SYNTHETIC_COUNTER)
             yield synthetic_document(parent, outcome, model)
             return
         self.stat_update(f"rejected_{outcome.reason}")
