@@ -4,8 +4,15 @@ datatrove's filters do the work; this module makes them run without the network
 (a local fastText lid.176 model, tldextract without its suffix-list download), writes
 the language under curate's keys (``lang``, ``lang_score``), and files each filter's
 drops under its own label (``language/fr``, ``gopher_quality/gopher_short_doc``, ...).
+
+What the filters load (the URL block lists, some 600 MB in memory; the lid.176 model) is
+loaded once per process and shared by every copy of a step. A Dask worker runs each rank
+on a fresh unpickled copy of the pipeline and keeps every finished rank's copy until the
+stage ends: lists loaded per copy added up rank after rank (bench/worker_memory.py). The
+shared ones stay loaded for the worker's life, the cost of one rank.
 """
 
+import functools
 import os
 import re
 import sys
@@ -38,6 +45,16 @@ def lid_model_path() -> Path:
     return Path(os.environ.get(LID_MODEL_ENV) or Path(sys.prefix) / "share" / "curate" / "lid.176.ftz")
 
 
+@functools.lru_cache(maxsize=1)
+def fasttext_model(model_path: Path):
+    """The fastText model at ``model_path``, loaded once per process (see the module docstring)."""
+    from fasttext.FastText import _FastText
+
+    if not model_path.is_file():
+        raise FileNotFoundError(f"language ID model not found at {model_path}: run `make setup` or set {LID_MODEL_ENV}")
+    return _FastText(str(model_path))
+
+
 class LocalFT176LID(FT176LID):
     """fastText lid.176 loaded from a local file instead of downloaded."""
 
@@ -48,13 +65,7 @@ class LocalFT176LID(FT176LID):
     @property
     def model(self):
         if self._model is None:
-            from fasttext.FastText import _FastText
-
-            if not self.model_path.is_file():
-                raise FileNotFoundError(
-                    f"language ID model not found at {self.model_path}: run `make setup` or set {LID_MODEL_ENV}"
-                )
-            self._model = _FastText(str(self.model_path))
+            self._model = fasttext_model(self.model_path)
         return self._model
 
 
@@ -103,21 +114,33 @@ class LanguageIdFilter(LanguageFilter):
         return True
 
 
-class OfflineUrlFilter(URLFilter):
-    """datatrove's URL block lists, with tldextract's public-suffix list from its bundled snapshot."""
+@functools.lru_cache(maxsize=1)
+def loaded_url_filter(extra_domains: tuple[str, ...], extra_urls: tuple[str, ...]) -> URLFilter:
+    """datatrove's URLFilter with its block lists loaded, once per process (see the module docstring);
+    tldextract's public-suffix list comes from its bundled snapshot instead of the network."""
+    from tldextract import TLDExtract
+
+    url_filter = URLFilter(extra_domains=list(extra_domains), extra_urls=list(extra_urls))
+    url_filter.tldextractor = TLDExtract(suffix_list_urls=(), cache_dir=None)
+    url_filter.download_data()
+    return url_filter
+
+
+class OfflineUrlFilter(BaseFilter):
+    """datatrove's URL block lists, judged by the process's shared ``loaded_url_filter``."""
 
     name = "😈 url"
+    _requires_dependencies = URLFilter._requires_dependencies
 
     def __init__(self, exclusion_writer=None, extra_domains: list[str] = (), extra_urls: list[str] = ()):
-        from tldextract import TLDExtract
-
-        super().__init__(extra_domains=list(extra_domains), extra_urls=list(extra_urls), exclusion_writer=exclusion_writer)
-        self.tldextractor = TLDExtract(suffix_list_urls=(), cache_dir=None)
+        super().__init__(exclusion_writer)
+        self.extra_domains = tuple(extra_domains)
+        self.extra_urls = tuple(extra_urls)
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         if not doc.metadata.get("url"):
             return True  # PDFs from local folders and synthetic documents have no URL to judge
-        return super().filter(doc)
+        return loaded_url_filter(self.extra_domains, self.extra_urls).filter(doc)
 
 
 CODE_LINE = re.compile(

@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 
+import cloudpickle
 import dask
 from datatrove.executor.base import DistributedEnvVars, PipelineExecutor
 from datatrove.pipeline.base import PipelineStep
@@ -72,8 +73,13 @@ def dask_client(cluster: str = "local", workers: int | None = None) -> Iterator[
             yield client
 
 
-def run_rank(executor: "DaskPipelineExecutor", rank: int) -> PipelineStats:
-    """Dask task body: runs one rank of a freshly unpickled pipeline in the worker process."""
+def run_rank(pickled_executor: bytes, rank: int) -> PipelineStats:
+    """Dask task body: runs one rank of a freshly unpickled pipeline in the worker process.
+
+    The executor comes pickled and is unpickled here: Dask keeps a finished task's arguments
+    until the stage's futures are released, so an executor passed as is would keep every
+    rank's pipeline, with all its steps loaded, alive in the worker until the stage ends."""
+    executor: DaskPipelineExecutor = cloudpickle.loads(pickled_executor)
     if executor.run_dir is not None and not os.path.isdir(executor.run_dir):
         raise RunFolderUnseen(
             f"the Dask worker on {socket.gethostname()} cannot see the run folder {executor.run_dir}: "
@@ -151,8 +157,9 @@ class DaskPipelineExecutor(PipelineExecutor):
         self.ranks_skipped = [r for r in range(self.world_size) if r not in set(ranks)]
         self.save_executor_as_json()
         start = time.monotonic()
+        pickled = cloudpickle.dumps(self)  # without the client (see __getstate__)
         futures = [
-            self.client.submit(run_rank, self, rank, key=f"{self.name}-{rank:05d}-{os.urandom(4).hex()}", pure=False)
+            self.client.submit(run_rank, pickled, rank, key=f"{self.name}-{rank:05d}-{os.urandom(4).hex()}", pure=False)
             for rank in ranks
         ]
         rank_of = {future.key: rank for future, rank in zip(futures, ranks)}
