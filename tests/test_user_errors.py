@@ -107,3 +107,11 @@ def test_export_with_no_tokens_is_one_line(tmp_path):
     assert "no tokenized documents to export" in one_line_error(result)
     debug = curate("--debug", "export", "-c", str(write_config(tmp_path, data)))
     assert "Traceback" in debug.stderr
+
+
+def test_a_domain_training_query_with_one_label_is_one_line(tmp_path):
+    training = "select 'a page about rivers and towns, long enough to count' || i as text, 'web' as label from range(40) t(i)"
+    data = settings(tmp_path, classify={"domain": {"training": training}})
+    (tmp_path / "runs" / "t").mkdir(parents=True)
+    line = one_line_error(curate("classifiers", "train", "-c", str(write_config(tmp_path, data))))
+    assert line.startswith("error: classify.domain.training: the query returned only label 'web'")
