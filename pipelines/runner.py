@@ -105,7 +105,7 @@ def run_stage(
     entry = {**identity.to_json(), "upstream_outputs": upstream_outputs, "started": now()}
     manifest.setdefault("inputs", {}).update(graph.fingerprints.seen)
     manifest.update(run=config.run.name, packages=package_versions())
-    scoped = scoped_config(config, stage.name, stage.reads)
+    scoped = scoped_config(config, stage.name, stage.reads + stage.checks)
     resume = not restart and resumable(previous, identity.digest, upstream_outputs)
     parked = None
     if not resume:

@@ -60,7 +60,8 @@ class Stage:
 
     ``reads`` are the config keys its outputs depend on (a section, or ``section.key``), ``upstream``
     the stages whose outputs it reads, ``inputs`` the files from outside the run it reads: together
-    they make its identity (pipelines.state). It runs on a config that hides every other key.
+    they make its identity (pipelines.state). ``checks`` are keys it only validates early, for a
+    later stage, without its outputs depending on them. It runs on a config that hides every other key.
     """
 
     name: str
@@ -71,6 +72,7 @@ class Stage:
     job: Callable | None = None
     describe: Callable[[PipelineConfig, RunDir], dict] | None = None  # extra manifest facts after a document stage
     inputs: Callable[[PipelineConfig, RunDir], list[str]] | None = None
+    checks: tuple[str, ...] = ()
 
     @property
     def is_document_stage(self) -> bool:
@@ -356,7 +358,7 @@ STAGES: dict[str, Stage] = {
               plan=plan_tokenize, describe=token_counts, inputs=tokenize_inputs),
         Stage("proxies", ("proxies", "run.seed", "tokenize.tokenizer"), ("tokenize",),
               "tiny proxy models on sampled mixtures, scored in bits per byte",
-              job=lazy_job("pipelines.mixing", "run_proxies"), inputs=proxies_inputs),
+              job=lazy_job("pipelines.mixing", "run_proxies"), inputs=proxies_inputs, checks=("mix.target_weights",)),
         Stage("mix", ("mix", "proxies", "run.seed", "tokenize.tokenizer"), ("proxies",),
               "regression over the proxies: the bounded optimal mix, validated against natural",
               job=lazy_job("pipelines.mixing", "run_mix")),

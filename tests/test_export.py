@@ -400,3 +400,17 @@ def test_handoff_commands_point_at_the_export(export):
     usage = run_handoff(out_dir, "nemo")
     assert usage.returncode == 2 and "usage" in usage.stderr
     compile((out_dir / "olmo_core_train.py").read_text(), "olmo_core_train.py", "exec")
+
+
+def test_a_domain_folder_does_not_take_the_files_of_a_domain_below_it(tmp_path):
+    from mixes.export.token_files import find_token_files
+    from pipelines.export import export_name
+    from pipelines.run import RunDir
+
+    run = RunDir(tmp_path)
+    for domain in ("synthetic", "synthetic/qa"):
+        run.token_dir("train", domain).mkdir(parents=True)
+        (run.token_dir("train", domain) / "00000.ds").write_bytes(b"")
+    assert find_token_files(run.token_dir("train", "synthetic")) == [run.token_dir("train", "synthetic") / "00000.ds"]
+    assert run.token_dir("train", "../etc") == run.token_root / "train" / "etc"
+    assert export_name("synthetic/qa") == "synthetic-qa" and export_name("../etc") == "etc"

@@ -24,6 +24,9 @@ from pipelines.config import ConfigError, parse_config
 from pipelines.export import read_mix, training_tokens
 from pipelines.mixing import run_mix, run_proxies
 from pipelines.run import RunDir
+from pipelines.runner import run_stage
+from pipelines.stages import STAGES
+from tests.runs import record_complete
 from pipelines.sql import query
 
 SEED = 0
@@ -95,16 +98,23 @@ def run(tmp_path_factory) -> RunDir:
     return run
 
 
+def through_the_runner(config, name: str, client, out: Console) -> dict:
+    """The stage as `curate <name>` runs it (on a config that hides what it does not declare); its result."""
+    run_stage(config, STAGES[name], client, out)
+    return RunDir(config.run_dir).read_manifest()["stages"][name]["result"]
+
+
 @pytest.fixture(scope="module")
 def proxied(run, client):
     config, out = make_config(run), console()
-    return config, run_proxies(config, run, client, out), out.file.getvalue()
+    record_complete(config, "tokenize", sum(DOCUMENTS.values()))
+    return config, through_the_runner(config, "proxies", client, out), out.file.getvalue()
 
 
 @pytest.fixture(scope="module")
 def mixed(proxied, run, client):
     config = proxied[0]
-    return config, run_mix(config, run, client, console())
+    return config, through_the_runner(config, "mix", client, console())
 
 
 def test_proxies_train_every_sampled_mixture_on_every_target(proxied, run):
