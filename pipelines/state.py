@@ -44,9 +44,11 @@ class Identity:
     upstream: dict[str, str]  # stage -> its identity
     inputs: dict[str, str]  # file -> content id
     problem: str | None = None  # why the input files could not be listed (none match a glob, say)
+    values: dict = field(default_factory=dict)  # config key -> its value, to say which setting changed
 
     def to_json(self) -> dict:
-        return {"identity": self.digest, "identity_parts": {"config": self.config, "upstream": self.upstream, "inputs": self.inputs}}
+        parts = {"config": self.config, "upstream": self.upstream, "inputs": self.inputs, "values": self.values}
+        return {"identity": self.digest, "identity_parts": parts}
 
 
 @dataclass
@@ -100,12 +102,14 @@ class StageGraph:
         if name not in self._identities:
             stage = self.stages[name]
             files, problem = self.input_files(stage)
+            values = {key: config_value(self.config, key) for key in stage.reads}
             parts = Identity(
                 "",
-                {key: digest(config_value(self.config, key)) for key in stage.reads},
+                {key: digest(value) for key, value in values.items()},
                 {up: self.identity(up).digest for up in stage.upstream},
                 {path: content_id(self.fingerprints.of(path)) for path in files},
                 problem,
+                values,
             )
             parts.digest = digest([parts.config, parts.upstream, parts.inputs])
             self._identities[name] = parts
@@ -145,10 +149,11 @@ def identity_changes(recorded: Mapping, now: Identity) -> list[str]:
     if not recorded:
         return ["made by an earlier curate without a recorded identity"]
     reasons = []
-    config = recorded.get("config", {})
+    config, values = recorded.get("config", {}), recorded.get("values", {})
     for key in sorted(set(config) | set(now.config)):
         if config.get(key) != now.config.get(key):
-            reasons.append(f"config '{key}' changed")
+            changed = changed_settings(key, values.get(key), now.values.get(key)) if key in values else []
+            reasons.extend(changed or [f"config '{key}' changed"])
     upstream = recorded.get("upstream", {})
     for up in sorted(set(upstream) | set(now.upstream)):
         if upstream.get(up) != now.upstream.get(up):
@@ -163,6 +168,13 @@ def identity_changes(recorded: Mapping, now: Identity) -> list[str]:
             shown = ", ".join(files[:SHOWN_NAMES]) + (f" and {len(files) - SHOWN_NAMES} more" if len(files) > SHOWN_NAMES else "")
             reasons.append(f"{len(files)} input file(s) {label}: {shown}")
     return reasons
+
+
+def changed_settings(key: str, before, after) -> list[str]:
+    """The settings under ``key`` that differ, one reason each (``config 'filter.language.threshold': 0.65 -> 0.6``)."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [line for name in sorted(set(before) | set(after)) for line in changed_settings(f"{key}.{name}", before.get(name), after.get(name))]
+    return [] if before == after else [f"config '{key}': {json.dumps(before)} -> {json.dumps(after)}"]
 
 
 def lineage_of(manifest: Mapping, stages: tuple[str, ...]) -> dict[str, dict]:

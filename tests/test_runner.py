@@ -115,7 +115,7 @@ def test_an_edit_two_stages_up_is_detected_and_redone_in_order(tmp_path, client)
     for name in ("ingest", "filter", "dedup"):
         run(config, name, client)
     edited = make_config(tmp_path, ingest={"default_domain": "crawl"})
-    assert state(edited, "ingest").reasons == ["config 'ingest' changed"]
+    assert state(edited, "ingest").reasons == ['config \'ingest.default_domain\': "web" -> "crawl"']
     assert state(edited, "dedup").reasons == ["upstream 'filter' changed"]
     with pytest.raises(StageOrderError, match="reads 'filter', which is stale"):
         run(edited, "dedup", client)
@@ -215,7 +215,7 @@ def test_status_shows_each_stage_and_why(chain):
     assert result.returncode == 0, result.stderr
     lines = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") > 3}
     assert "fresh" in lines["ingest"]
-    assert "stale" in lines["filter"] and "config 'filter' changed" in lines["filter"]
+    assert "stale" in lines["filter"] and "config 'filter.language.threshold': 0.65 -> 0.5" in lines["filter"]
     assert "stale" in lines["dedup"] and "upstream 'filter' changed" in lines["dedup"]
     assert "missing" in lines["proxies"]
 
