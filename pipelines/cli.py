@@ -60,16 +60,15 @@ def cmd_demo_data(args) -> int:
     return 0
 
 
-def run_stages(args, names: list[str], restarted: set[str] | None = None) -> int:
-    """Runs ``names`` in order; ``--restart`` redoes ``restarted`` (default: all of them) even when fresh."""
-    restarted = set(names) if restarted is None else restarted
+def run_stages(args, names: list[str]) -> int:
+    """Runs ``names`` in order, skipping the fresh ones; ``--restart`` redoes them even when fresh."""
     config = with_overrides(load_config(args.config), args)
     summaries = []
     run = RunDir(config.run_dir)
     with RunLock(run, " ".join(["curate", *sys.argv[1:]]), console), dask_client(config.executor.cluster, config.executor.workers) as client:
         for name in names:
             console.print(f"[bold]{name}[/bold]: {STAGES[name].about}")
-            summaries.append(run_stage(config, STAGES[name], client, console, restart=args.restart and name in restarted))
+            summaries.append(run_stage(config, STAGES[name], client, console, restart=args.restart))
     stdout.print(summary_table(summaries, run))
     stdout.print(f"outputs: {run.path}/<stage>/  ·  manifest: {run.manifest_path}  ·  query: curate sql \"select ...\"")
     return 0

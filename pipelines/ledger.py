@@ -53,9 +53,15 @@ def intake_count(stats: list[dict]) -> int:
     raise LedgerError(f"no '{INTAKE_STATS_NAME}' step in the stats: the stage pipeline has no intake")
 
 
-def rank_stats(logs_dir: Path, tasks: int) -> list[list[dict]]:
-    """Every rank's saved datatrove stats (a list of steps each)."""
-    return [json.loads((logs_dir / "stats" / f"{rank:05d}.json").read_text()) for rank in range(tasks)]
+def rank_stats(logs_dir: Path, tasks: int, stage: str = "") -> list[list[dict]]:
+    """Every rank's saved datatrove stats (a list of steps each); a rank without them did not complete."""
+    stats = []
+    for rank in range(tasks):
+        stats_file = logs_dir / "stats" / f"{rank:05d}.json"
+        if not stats_file.exists():
+            raise LedgerError(f"stage {stage!r}: rank {rank} has no stats ({stats_file}); it did not complete")
+        stats.append(json.loads(stats_file.read_text()))
+    return stats
 
 
 def summed_stats(logs_dir: Path, tasks: int, prefix: str) -> dict[str, int]:
@@ -74,13 +80,10 @@ def created_count(stats: list[dict]) -> int:
 
 
 def stage_ledger(stage: str, stage_dir: Path, logs_dir: Path, tasks: int) -> list[RankLedger]:
-    rows = []
-    for rank in range(tasks):
-        stats_file = logs_dir / "stats" / f"{rank:05d}.json"
-        if not stats_file.exists():
-            raise LedgerError(f"stage {stage!r}: rank {rank} has no stats ({stats_file}); it did not complete")
-        stats = json.loads(stats_file.read_text())
-        rows.append(RankLedger(stage, rank, intake_count(stats), created_count(stats)))
+    rows = [
+        RankLedger(stage, rank, intake_count(stats), created_count(stats))
+        for rank, stats in enumerate(rank_stats(logs_dir, tasks, stage))
+    ]
     for path in list_kept_shards(stage_dir):
         rows[shard_rank(path)].kept += pq.read_metadata(path).num_rows
     for path in list_removed_shards(stage_dir):
