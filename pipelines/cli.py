@@ -65,10 +65,15 @@ def run_stages(args, names: list[str]) -> int:
     config = with_overrides(load_config(args.config), args)
     summaries = []
     run = RunDir(config.run_dir)
-    with RunLock(run, " ".join(["curate", *sys.argv[1:]]), console), dask_client(config.executor.cluster, config.executor.workers) as client:
-        for name in names:
-            console.print(f"[bold]{name}[/bold]: {STAGES[name].about}")
-            summaries.append(run_stage(config, STAGES[name], client, console, restart=args.restart))
+    with RunLock(run, " ".join(["curate", *sys.argv[1:]]), console):
+        graph = StageGraph(config, run, STAGES)
+        if not args.restart and all(graph.state(name).usable for name in names):
+            console.print(f"every stage of {', '.join(names)} is fresh: nothing to do (--restart redoes them)")
+            return 0
+        with dask_client(config.executor.cluster, config.executor.workers) as client:
+            for name in names:
+                console.print(f"[bold]{name}[/bold]: {STAGES[name].about}")
+                summaries.append(run_stage(config, STAGES[name], client, console, restart=args.restart))
     stdout.print(summary_table(summaries, run))
     stdout.print(f"outputs: {run.path}/<stage>/  ·  manifest: {run.manifest_path}  ·  query: curate sql \"select ...\"")
     return 0

@@ -255,3 +255,13 @@ def test_relative_paths_are_resolved_in_the_driver_for_a_worker_in_another_direc
     result = curate("ingest", "-c", str(write_config(tmp_path, data)), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "runs" / "t" / "ingest").glob("*/*.parquet"))) == 2
+
+
+def test_a_second_curate_on_a_fresh_run_does_nothing(tmp_path):
+    write_corpus(tmp_path / "in", n_files=1, pages_per_file=2)
+    path = write_config(tmp_path, settings(tmp_path))
+    assert curate("ingest", "-c", str(path)).returncode == 0
+    finished = json.loads((tmp_path / "runs" / "t" / "manifest.json").read_text())["stages"]["ingest"]["finished"]
+    again = curate("ingest", "-c", str(path))
+    assert again.returncode == 0 and "every stage of ingest is fresh: nothing to do" in again.stderr
+    assert json.loads((tmp_path / "runs" / "t" / "manifest.json").read_text())["stages"]["ingest"]["finished"] == finished
