@@ -58,11 +58,12 @@ def test_broken_gzip_keeps_the_records_before_the_break(tmp_path):
     docs, stats = read([tmp_path / "cut.warc.gz"])
     good = [d for d in docs if ERROR_REASON not in d.metadata]
     broken = [d for d in docs if ERROR_REASON in d.metadata]
-    assert len(good) == 5 and [d.metadata["truncated"] for d in good] == [False] * 4 + [True]
-    assert broken[0].metadata[ERROR_REASON] == "corrupt_warc"
-    assert "cut.warc.gz: record #6" in broken[0].metadata[ERROR_DETAIL]
+    assert len(good) == 4 and [d.metadata["truncated"] for d in good] == [False] * 4
+    assert len(broken) == 1 and broken[0].metadata[ERROR_REASON] == "truncated"  # the partial 5th record
+    assert broken[0].metadata["warc_offset"] == offsets[4] and broken[0].id.endswith(f"cut.warc.gz@{offsets[4]}")
+    assert f"cut.warc.gz: the record at byte {offsets[4]}" in broken[0].metadata[ERROR_DETAIL]
     assert "file truncated" in broken[0].metadata[ERROR_DETAIL]
-    assert stats["broken_files"].total == 1
+    assert stats["truncated_records"].total == 1
 
 
 def test_real_broken_and_odd_warcs(shared_data, tmp_path):

@@ -4,13 +4,25 @@ Each HTTP 200 response with an HTML payload becomes a document whose text is the
 decoded HTML (the extract step turns it into plain text); a PDF payload goes through
 the PDF extractor; a WET ``conversion`` record is plain text already. Records that
 never were documents (requests, metadata, redirects, images) are only counted in the stats.
-A file that breaks mid-way keeps the records read before the break, and the break
-itself becomes a document marked with ``error_reason`` that the stage intake sends
-to the drop ledger, naming the file and the byte offset of the failing record.
+A bad record or span becomes a document marked with ``error_reason`` that the stage
+intake sends to the drop ledger, naming the file and the byte offset:
+
+* in a .warc.gz every record is its own gzip member, inflated and checked (CRC) here:
+  a corrupt member is skipped up to the next gzip member that inflates to a record
+  (``corrupt_warc``, with the span and ``skipped_bytes``), and reading goes on;
+* a record the file ends inside is dropped (``truncated``), the records before it kept;
+* an uncompressed file that breaks keeps the records before the break (``corrupt_warc``);
+* a file that is no WARC/ARC at all (JSON lines, plain text, a .gz that is not gzip)
+  is one ``not_a_warc`` document saying what it looks like, never quoting it.
 """
 
+import functools
+import io
+import json
 import re
+import zlib
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.readers.base import BaseReader
@@ -26,6 +38,119 @@ PDF_TYPE = "application/pdf"
 PLAIN_TEXT = "text/plain"
 META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.IGNORECASE)
 HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_\-:.]+)", re.IGNORECASE)
+
+GZIP_MAGIC = b"\x1f\x8b\x08"
+READ_BYTES = 1 << 20
+SNIFF_BYTES = 1 << 16
+ARC_LINE = re.compile(rb"^\S+://\S* \d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3} \d{14} ")
+TARGET_URI = re.compile(rb"WARC-Target-URI:\s*(\S+)")
+
+
+def looks_like_records(content: bytes) -> bool:
+    """Whether ``content`` starts as a WARC or ARC record does."""
+    start = content.lstrip(b"\r\n\t ")
+    return start.startswith((b"WARC/", b"filedesc://")) or bool(ARC_LINE.match(start))
+
+
+def what_it_looks_like(content: bytes) -> str:
+    """A few words on what a file that is no WARC seems to be, never quoting it."""
+    start = content.lstrip()
+    if not start:
+        return "an empty file"
+    if start.startswith(b"%PDF"):
+        return "a PDF"
+    if start[:2] == b"\x1f\x8b":
+        return "gzip data"
+    controls = sum(byte < 9 or 13 < byte < 32 for byte in start[:4096])
+    if controls > len(start[:4096]) // 20:
+        return "binary data"
+    first = start.split(b"\n", 1)[0].strip()
+    if first[:1] in (b"{", b"["):
+        try:
+            json.loads(first)
+            return "JSON lines"
+        except ValueError:
+            return "JSON"
+    if first[:1] == b"<":
+        return "HTML or XML"
+    return "plain text"
+
+
+def safe_problem(err: Exception) -> str:
+    """An exception in a few words, without the file content some warcio errors quote."""
+    text = " ".join(f"{type(err).__name__}: {err}".split())
+    text = re.sub(r"(first line|status ?line)s?:.*", r"\1: (not shown)", text, flags=re.IGNORECASE)
+    return text[:200]
+
+
+class _Inflated:
+    """One gzip member inflated from ``buffer[pos:]``: ``state`` is ok, cut (the data ends
+    first) or broken (zlib fails); ``end`` is the index just past the member."""
+
+    def __init__(self, state: str, end: int, content: bytes, problem: str = ""):
+        self.state, self.end, self.content, self.problem = state, end, content, problem
+
+
+class _GzipMembers:
+    """The gzip members of a stream, inflated one by one, over a buffer that refills."""
+
+    def __init__(self, stream, head: bytes, keep_bytes: int):
+        self.stream, self.buffer, self.base, self.eof = stream, bytearray(head), 0, False
+        self.keep_bytes = keep_bytes
+
+    def fill(self) -> bool:
+        if self.eof:
+            return False
+        chunk = self.stream.read(READ_BYTES)
+        if not chunk:
+            self.eof = True
+            return False
+        self.buffer += chunk
+        return True
+
+    def forget_before(self, pos: int) -> int:
+        """Drops buffered bytes before ``pos`` (an index), returns the new index of that byte."""
+        if pos > 4 * READ_BYTES:
+            del self.buffer[:pos]
+            self.base += pos
+            return 0
+        return pos
+
+    def at_end(self, pos: int) -> bool:
+        return pos >= len(self.buffer) and not self.fill()
+
+    def inflate(self, pos: int) -> _Inflated:
+        decompressor, content, i, size = zlib.decompressobj(31), bytearray(), pos, 2**14
+        try:
+            while not decompressor.eof:
+                if i >= len(self.buffer) and not self.fill():
+                    return _Inflated("cut", i, bytes(content))
+                with memoryview(self.buffer) as view:  # no copy; released before the buffer grows
+                    chunk = view[i:i + size]
+                    data = decompressor.decompress(chunk)
+                    i += len(chunk) - len(decompressor.unused_data)
+                    chunk.release()
+                size = min(2 * size, READ_BYTES)  # small members cost small reads
+                if len(content) < self.keep_bytes:
+                    content += data[: self.keep_bytes - len(content)]
+        except zlib.error as err:
+            return _Inflated("broken", i, bytes(content), safe_problem(err))
+        return _Inflated("ok", i, bytes(content))
+
+    def next_member(self, pos: int) -> int:
+        """The index of the next gzip member after ``pos`` that inflates to a record's start."""
+        search = pos + 1
+        while True:
+            found = self.buffer.find(GZIP_MAGIC, search)
+            if found < 0:
+                search = max(search, len(self.buffer) - len(GZIP_MAGIC) + 1)
+                if not self.fill():
+                    return len(self.buffer)
+                continue
+            member = self.inflate(found)
+            if member.state != "broken" and looks_like_records(member.content[:SNIFF_BYTES]):
+                return found
+            search = found + 1
 
 
 def detect_charset(payload: bytes, content_type: str | None) -> str | None:
@@ -52,10 +177,8 @@ def mime_type(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
 
 
-def arc_headers_without_made_up_ids():
-    """warcio's parser of ARC record headers (which it turns into WARC ones), minus the
-    ``WARC-Record-ID`` it makes up: ARC records have no id, and warcio's is random,
-    new on every read, so a rerun would give the same record another document id."""
+@functools.cache
+def _arc_parser_class():
     from warcio.recordloader import ARC2WARCHeadersParser
 
     class WithoutMadeUpIds(ARC2WARCHeadersParser):
@@ -64,30 +187,62 @@ def arc_headers_without_made_up_ids():
             headers.remove_header("WARC-Record-ID")
             return headers
 
-    return WithoutMadeUpIds()
+    return WithoutMadeUpIds
+
+
+def arc_headers_without_made_up_ids():
+    """warcio's parser of ARC record headers (which it turns into WARC ones), minus the
+    ``WARC-Record-ID`` it makes up: ARC records have no id, and warcio's is random,
+    new on every read, so a rerun would give the same record another document id."""
+    return _arc_parser_class()()
+
+
+@functools.cache
+def _quiet_iterator_class():
+    from warcio.archiveiterator import ArchiveIterator
+
+    class Quiet(ArchiveIterator):
+        INC_RECORD = ""  # warcio would print the junk line itself to stderr
+
+    return Quiet
 
 
 def checked_archive_iterator(stream):
-    """warcio's ArchiveIterator, remembering whether the last gzip member ended cleanly,
-    reading ARC records without made-up ids (:func:`arc_headers_without_made_up_ids`).
+    """warcio's ArchiveIterator reading ARC records without made-up ids
+    (:func:`arc_headers_without_made_up_ids`), and never printing the file's content.
 
-    warcio ends a gzip file that was cut mid-member as if it were complete: the
-    record at the cut vanishes without an error. ``truncated_gzip`` tells.
+    It reads an uncompressed file, or one gzip member that :class:`_GzipMembers`
+    inflated already (warcio would end a gzip file cut mid-member as if it were
+    complete, and take a corrupt member for uncompressed data).
     """
-    from warcio.archiveiterator import ArchiveIterator
-
-    class Checked(ArchiveIterator):
-        truncated_gzip = False
-
-        def close(self):
-            decompressor = getattr(self.reader, "decompressor", None)
-            if decompressor is not None and not decompressor.eof:
-                self.truncated_gzip = True
-            super().close()
-
-    records = Checked(stream, arc2warc=True)
+    records = _quiet_iterator_class()(stream, arc2warc=True)
     records.loader.arc_parser = arc_headers_without_made_up_ids()
     return records
+
+
+class _Prefixed:
+    """A stream whose first bytes were read already (``head``), read from the start again."""
+
+    def __init__(self, stream, head: bytes):
+        self.stream, self.head = stream, head
+
+    def read(self, size: int = -1) -> bytes:
+        if self.head:
+            data = self.head if size is None or size < 0 else self.head[:size]
+            self.head = self.head[len(data):]
+            return data
+        return self.stream.read(size)
+
+
+class _MemberOffsets:
+    """The offsets of records inflated from one gzip member: the member's place in the file."""
+
+    def __init__(self, records, start: int):
+        self.records, self.start = records, start
+
+    def get_record_offset(self) -> int:
+        self.records.get_record_offset()  # reads the record to its end
+        return self.start
 
 
 class WarcSource(BaseReader):
@@ -126,27 +281,102 @@ class WarcSource(BaseReader):
             yield from self.read_file(path)
 
     def read_file(self, path: str) -> DocumentsPipeline:
+        # a DownloadError (the network, not the file) fails the rank, so that a rerun retries it
+        with open_input(path) as stream:
+            head = stream.read(SNIFF_BYTES)
+            if head[:2] == b"\x1f\x8b":
+                yield from self.read_gzip_members(path, stream, head)
+            else:
+                yield from self.read_plain(path, stream, head)
+
+    def not_a_warc(self, path: str, detail: str) -> Document:
+        logger.warning(detail)
+        self.stat_update("not_warc_files")
+        return self.error_document(path, 0, "not_a_warc", detail)
+
+    def read_plain(self, path: str, stream, head: bytes) -> DocumentsPipeline:
+        """An uncompressed WARC/ARC: read with warcio up to its first unreadable record."""
+        if not looks_like_records(head):
+            named_gz = " (and not gzip though named .gz)" if head and urlsplit(path).path.endswith(".gz") else ""
+            yield self.not_a_warc(path, f"{path}: looks like {what_it_looks_like(head)}, not a WARC{named_gz}")
+            return
         processed, end = 0, 0
         try:
-            with open_input(path) as stream:
-                records = checked_archive_iterator(stream)
-                for record in records:
-                    with self.track_time():
-                        doc = self.record_document(record, path, records)
-                    end = max(0, records.get_record_offset() + records.get_record_length())
-                    processed += 1
-                    if doc is not None:
-                        yield doc
-            if records.truncated_gzip:
-                raise EOFError("the gzip stream ends in the middle of a record (file truncated)")
+            records = checked_archive_iterator(_Prefixed(stream, head))
+            for record in records:
+                with self.track_time():
+                    doc = self.record_document(record, path, records)
+                end = max(0, records.get_record_offset() + records.get_record_length())
+                processed += 1
+                if doc is not None:
+                    yield doc
         except DownloadError:
-            raise  # the network, not the file: fail the rank so that a rerun retries it
-        except Exception as err:  # warcio, gzip and zlib raise a variety of errors on broken files
-            problem = " ".join(f"{type(err).__name__}: {err}".split())[:300]
-            detail = f"{path}: record #{processed + 1} (after byte {end}) is unreadable: {problem}"
+            raise
+        except Exception as err:  # warcio raises a variety of errors on broken files
+            detail = f"{path}: record #{processed + 1} (after byte {end}) is unreadable: {safe_problem(err)}"
             logger.warning(detail)
             self.stat_update("broken_files")
             yield self.error_document(path, end, "corrupt_warc", detail)
+
+    def read_gzip_members(self, path: str, stream, head: bytes) -> DocumentsPipeline:
+        """A WARC.gz, one record per gzip member: a member that does not inflate is skipped up
+        to the next one that does (one error document for the span), the rest read on."""
+        members = _GzipMembers(stream, head, keep_bytes=self.max_record_bytes + 2**20)
+        pos, number = 0, 0
+        while not members.at_end(pos):
+            start = members.base + pos
+            member = members.inflate(pos)
+            number += 1
+            if number == 1 and member.state != "broken" and not looks_like_records(member.content[:SNIFF_BYTES]):
+                yield self.not_a_warc(
+                    path, f"{path}: gzip, but its content looks like {what_it_looks_like(member.content[:SNIFF_BYTES])}, not a WARC")
+                return
+            if member.state == "broken":
+                resume = members.next_member(pos)
+                end = members.base + resume
+                where = f"byte {end}" if resume < len(members.buffer) else f"the end of the file (byte {end})"
+                detail = (f"{path}: gzip member #{number} at byte {start} is corrupt ({member.problem}); "
+                          f"skipped bytes {start}-{end} ({end - start} bytes) up to {where}")
+                logger.warning(detail)
+                self.stat_update("corrupt_spans")
+                self.stat_update("skipped_bytes", value=end - start)
+                doc = self.error_document(path, start, "corrupt_warc", detail)
+                doc.metadata["skipped_bytes"] = end - start
+                yield doc
+                pos = resume
+            elif member.state == "cut":
+                uri = TARGET_URI.search(member.content[:SNIFF_BYTES])
+                url = f" ({uri.group(1).decode('utf-8', 'replace')})" if uri else ""
+                detail = (f"{path}: the record at byte {start}{url} is cut short: the file ends "
+                          f"{members.base + member.end - start} bytes into its gzip member (file truncated)")
+                logger.warning(detail)
+                self.stat_update("truncated_records")
+                yield self.error_document(path, start, "truncated", detail)
+                return
+            else:
+                yield from self.member_documents(path, start, member.content)
+                pos = member.end
+            pos = members.forget_before(pos)
+
+    def member_documents(self, path: str, start: int, content: bytes) -> DocumentsPipeline:
+        docs, count = [], 0
+        try:
+            records = checked_archive_iterator(io.BytesIO(content))
+            located = _MemberOffsets(records, start)
+            for record in records:
+                count += 1
+                if count > 1:
+                    raise ValueError(f"non-chunked gzip: the gzip member at byte {start} holds more than one record")
+                with self.track_time():
+                    doc = self.record_document(record, path, located)
+                if doc is not None:
+                    docs.append(doc)
+        except Exception as err:  # warcio raises a variety of errors on broken records
+            detail = f"{path}: the record at byte {start} is unreadable: {safe_problem(err)}"
+            logger.warning(detail)
+            self.stat_update("broken_records")
+            docs = [self.error_document(path, start, "corrupt_warc", detail)]
+        yield from docs
 
     def located_id(self, path: str, offset: int) -> str:
         return f"{self.names[path]}@{offset}"
@@ -195,6 +425,20 @@ class WarcSource(BaseReader):
         if len(payload) > self.max_record_bytes:
             return Document(text="", id=record_id, metadata=metadata | {
                 ERROR_REASON: "oversized_record", ERROR_DETAIL: f"{where} exceeds {self.max_record_bytes} bytes"})
+        if not fully_read and isinstance(records, _MemberOffsets):  # a complete member, a short record
+            self.stat_update("broken_records")
+            detail = f"{where} is cut short: its gzip member ends before the record's Content-Length does"
+            logger.warning(detail)
+            doc = self.error_document(path, offset, "corrupt_warc", detail)
+            doc.metadata["warc_record_id"] = record_id
+            return doc
+        if not fully_read:  # the file ends inside the record: what is there is only part of it
+            self.stat_update("truncated_records")
+            detail = f"{where} is cut short: the file ends before the record does (file truncated)"
+            logger.warning(detail)
+            doc = self.error_document(path, offset, "truncated", detail)
+            doc.metadata["warc_record_id"] = record_id
+            return doc
         if kind == PDF_TYPE:
             self.stat_update("pdf_documents")
             return pdf_document_from_payload(
