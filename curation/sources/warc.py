@@ -378,6 +378,14 @@ class WarcSource(BaseReader):
             docs = [self.error_document(path, start, "corrupt_warc", detail)]
         yield from docs
 
+    def short_record(self, path: str, offset: int, record_id: str, reason: str, counter: str, detail: str) -> Document:
+        """A record holding less than its Content-Length: a drop naming the record, never a document."""
+        self.stat_update(counter)
+        logger.warning(detail)
+        doc = self.error_document(path, offset, reason, detail)
+        doc.metadata["warc_record_id"] = record_id
+        return doc
+
     def located_id(self, path: str, offset: int) -> str:
         return f"{self.names[path]}@{offset}"
 
@@ -426,19 +434,11 @@ class WarcSource(BaseReader):
             return Document(text="", id=record_id, metadata=metadata | {
                 ERROR_REASON: "oversized_record", ERROR_DETAIL: f"{where} exceeds {self.max_record_bytes} bytes"})
         if not fully_read and isinstance(records, _MemberOffsets):  # a complete member, a short record
-            self.stat_update("broken_records")
-            detail = f"{where} is cut short: its gzip member ends before the record's Content-Length does"
-            logger.warning(detail)
-            doc = self.error_document(path, offset, "corrupt_warc", detail)
-            doc.metadata["warc_record_id"] = record_id
-            return doc
+            return self.short_record(path, offset, record_id, "corrupt_warc", "broken_records",
+                                     f"{where} is cut short: its gzip member ends before the record's Content-Length does")
         if not fully_read:  # the file ends inside the record: what is there is only part of it
-            self.stat_update("truncated_records")
-            detail = f"{where} is cut short: the file ends before the record does (file truncated)"
-            logger.warning(detail)
-            doc = self.error_document(path, offset, "truncated", detail)
-            doc.metadata["warc_record_id"] = record_id
-            return doc
+            return self.short_record(path, offset, record_id, "truncated", "truncated_records",
+                                     f"{where} is cut short: the file ends before the record does (file truncated)")
         if kind == PDF_TYPE:
             self.stat_update("pdf_documents")
             return pdf_document_from_payload(
