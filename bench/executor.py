@@ -16,7 +16,7 @@ from pathlib import Path
 
 from datatrove.executor import LocalPipelineExecutor
 
-from pipelines.demo_corpus import write_demo_corpus
+from demo import write_demo_corpus
 from pipelines.executor import DaskPipelineExecutor, dask_client
 from pipelines.ledger import check_balanced, stage_ledger
 from pipelines.stages import plan_ingest
@@ -25,7 +25,7 @@ from pipelines.run import RunDir
 
 
 def ingest_plan(work: Path, name: str, tasks: int):
-    ingest = {"tasks": tasks, "warc": [str(work / "input" / "warc" / "*.warc.gz")], "pdf": {"paths": []}}
+    ingest = {"tasks": tasks, "sources": [{"name": "web", "kind": "warc", "paths": [str(work / "input" / "warc" / "*.warc.gz")], "domain": "web"}]}
     config = parse_config({"run": {"name": name, "root": str(work)}, "ingest": ingest})
     return plan_ingest(config, RunDir(config.run_dir))
 

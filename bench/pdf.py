@@ -19,7 +19,7 @@ import pymupdf
 
 from curation.sources.ocr import OcrConfig, open_ocr
 from curation.sources.pdf import extract_pdf
-from pipelines.demo_corpus import write_demo_corpus
+from demo import write_demo_corpus
 
 
 def bare_pages(paths: list[Path]) -> int:

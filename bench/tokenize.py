@@ -22,7 +22,7 @@ from curation.intake import StageIntake
 from curation.shards import RemovedSink, ShardReader, ShardWriter
 from curation.tokenize import DomainTokenizer
 from curation.tokenizer import train_bpe
-from pipelines.demo_corpus import write_demo_corpus
+from demo import write_demo_corpus
 from pipelines.executor import DaskPipelineExecutor, dask_client
 
 

@@ -21,8 +21,9 @@ from pathlib import Path
 from datatrove.data import Document
 
 from curation.shards import ShardWriter
+from demo.sources import child_rng, load_sources
+from demo.web import Context, build_web_docs
 from pipelines.config import parse_config
-from pipelines.demo_corpus import Context, build_web_docs, child_rng, load_sources
 from pipelines.executor import DaskPipelineExecutor, dask_client
 from pipelines.ledger import check_balanced, stage_ledger
 from pipelines.run import RunDir

@@ -11,7 +11,7 @@ import pyarrow as pa
 # key -> Arrow type; the order is the column order after ``id`` and ``text``.
 METADATA_SCHEMA: dict[str, pa.DataType] = {
     # where the document came from
-    "source": pa.string(),  # web | pdf | ocr | synthetic
+    "source": pa.string(),  # the name of the source it was read from (ingest.sources), or synthetic
     "domain": pa.string(),  # mixing domain: web, wiki, code, docs, forum, papers, ...
     "url": pa.string(),
     "warc_record_id": pa.string(),
@@ -27,6 +27,8 @@ METADATA_SCHEMA: dict[str, pa.DataType] = {
     "page_start": pa.int64(),
     "page_end": pa.int64(),
     "ocr_pages": pa.list_(pa.int64()),  # pages read by OCR, numbered from 1
+    "source_file": pa.string(),  # a document file (JSONL, Parquet, HF dataset folder) it was read from
+    "source_row": pa.int64(),  # its line or row in that file, from 0
     "title": pa.string(),
     "author": pa.string(),
     # what later stages learn about it

@@ -180,3 +180,21 @@ class ProseOnly(BaseFilter):
             self.stat_update("exempt_code")
             return True
         return self.inner.filter(doc)
+
+
+class ForSources(BaseFilter):
+    """Runs a filter only on documents of the named sources (their filter policy includes it);
+    the others pass through, counted as ``not_in_policy``."""
+
+    def __init__(self, inner: BaseFilter, sources: frozenset[str], exclusion_writer=None):
+        super().__init__(exclusion_writer)
+        self.inner = inner
+        self.sources = frozenset(sources)
+        self.name = inner.name
+        self.stats = type(self.stats)(f"{inner.type}: {inner.name}")
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        if doc.metadata.get("source") not in self.sources:
+            self.stat_update("not_in_policy")
+            return True
+        return self.inner.filter(doc)

@@ -1,23 +1,26 @@
 """``curate``: run stages, inspect runs with SQL, make the demo corpus."""
 
 import argparse
-from importlib import resources
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import duckdb
 from rich.console import Console
+from rich.text import Text
 from rich.table import Table
 
 from curation.errors import UserError
 from pipelines.config import PipelineConfig, load_config
 from pipelines.executor import StageFailed, dask_client
 from pipelines.ledger import LedgerError
-from pipelines.run import RunDir, RunLock
+from pipelines.mirror import run_folder
+from pipelines.run import RunDir
 from pipelines.runner import run_stage, summary_table
 from pipelines.stages import STAGES
 from pipelines.state import StageGraph
 
-DEFAULT_CONFIG = str(resources.files("pipelines") / "demo.yaml")  # found wherever curate is installed
+DEFAULT_CONFIG = "curate.yaml"  # in the directory curate runs in
 console = Console(stderr=True)
 stdout = Console()
 
@@ -38,20 +41,19 @@ def cmd_validate(args) -> int:
     config = load_config(args.config)
     notes = check_config(config)
     for note in notes:
-        stdout.print(f"  note: {note}")
+        stdout.print(f"  note: {note}", markup=False, highlight=False)
     stdout.print(f"{args.config}: valid (run dir {config.run_dir}, config hash {config.config_hash()})")
     return 0
 
 
 def cmd_demo_data(args) -> int:
-    from pipelines.demo_corpus import write_demo_corpus
+    from demo import write_demo_corpus
 
     config = load_config(args.config)
     scale = args.scale if args.scale is not None else config.demo_data.scale
     seed = config.demo_data.seed if config.demo_data.seed is not None else config.run.seed
-    run = RunDir(config.run_dir)
-    out = run.input_dir
-    with RunLock(run, "curate demo-data", console):
+    with run_folder(config, "curate demo-data", console) as run:
+        out = run.input_dir
         summary = write_demo_corpus(out, scale=scale, seed=seed)
     stdout.print(f"demo corpus (scale {scale}, seed {seed}) written to {out}")
     for key, value in summary.items():
@@ -64,8 +66,7 @@ def run_stages(args, names: list[str]) -> int:
     """Runs ``names`` in order, skipping the fresh ones; ``--restart`` redoes them even when fresh."""
     config = with_overrides(load_config(args.config), args)
     summaries = []
-    run = RunDir(config.run_dir)
-    with RunLock(run, " ".join(["curate", *sys.argv[1:]]), console):
+    with run_folder(config, " ".join(["curate", *sys.argv[1:]]), console) as run:
         graph = StageGraph(config, run, STAGES)
         if not args.restart and all(graph.state(name).usable for name in names):
             console.print(f"every stage of {', '.join(names)} is fresh: nothing to do (--restart redoes them)")
@@ -85,8 +86,7 @@ def cmd_train_classifiers(args) -> int:
     from pipelines.classify import train_classifiers
 
     config = load_config(args.config)
-    run = RunDir(config.run_dir)
-    with RunLock(run, "curate classifiers train", console):
+    with run_folder(config, "curate classifiers train", console) as run:
         reports = train_classifiers(config, run)
     for report in reports:
         data = json.loads(report.read_text())
@@ -96,11 +96,27 @@ def cmd_train_classifiers(args) -> int:
     return 0
 
 
+@contextmanager
+def inspected_run(args, only: tuple[str, ...] | None = None) -> Iterator[RunDir]:
+    """The run folder a read-only command looks at: ``--run``, or the config's (for a run in a
+    store, its local copy, brought up to date first: ``only`` some files)."""
+    if getattr(args, "run", None):
+        yield RunDir(args.run)
+        return
+    with run_folder(load_config(args.config), writes=False, only=only) as run:
+        yield run
+
+
 def cmd_status(args) -> int:
     config = load_config(args.config)
-    run = RunDir(args.run or config.run_dir)
-    if args.run:
-        config = config.model_copy(update={"run": config.run.model_copy(update={"root": str(run.path.parent), "name": run.path.name})})
+    with inspected_run(args, only=("manifest.json",)) as run:
+        if args.run:
+            config = config.model_copy(update={"run": config.run.model_copy(update={"root": str(run.path.parent), "name": run.path.name})})
+        show_status(config, run)
+    return 0
+
+
+def show_status(config: PipelineConfig, run: RunDir) -> None:
     manifest = run.read_manifest()
     graph = StageGraph(config, run, STAGES, manifest)
     live = run.lock_holder() is not None
@@ -122,17 +138,17 @@ def cmd_status(args) -> int:
             str(removed), str(entry.get("seconds", "")), entry.get("finished", ""),
         )
     stdout.print(table)
-    return 0
 
 
 def cmd_demo_eval(args) -> int:
-    from pipelines.demo_eval import demo_scores
+    from demo.eval import demo_scores
 
-    run_dir = args.run or load_config(args.config).run_dir
-    table = Table(title=f"{run_dir}: scores against the demo ground truth")
+    with inspected_run(args) as run:
+        scores = demo_scores(run.path)
+    table = Table(title=f"{run.path}: scores against the demo ground truth")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for name, value in demo_scores(run_dir).items():
+    for name, value in scores.items():
         table.add_row(name, f"{value:.4f}")
     stdout.print(table)
     return 0
@@ -141,8 +157,8 @@ def cmd_demo_eval(args) -> int:
 def cmd_sql(args) -> int:
     from pipelines.sql import query, render
 
-    run_dir = args.run or load_config(args.config).run_dir
-    columns, rows = query(run_dir, args.query)
+    with inspected_run(args) as run:
+        columns, rows = query(run.path, args.query)
     if args.format != "table":
         sys.stdout.write(render(columns, rows, args.format))
         return 0
@@ -210,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, FileNotFoundError, StageFailed, LedgerError, duckdb.Error) as err:
         if args.debug:
             raise
-        console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        console.print(Text.assemble(("error:", "red"), f" {err}"), highlight=False, soft_wrap=True)
         user_caused = isinstance(err, (UserError, FileNotFoundError)) or getattr(err, "user_caused", False)
         return 2 if user_caused else 1
 

@@ -9,6 +9,7 @@ import hashlib
 import inspect
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -36,10 +37,20 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class StorageSection(Section):
+    """Where a source's object store is and how to sign; credentials come from the environment only."""
+
+    endpoint_url: str | None = None  # e.g. http://minio.internal:9000 for an S3-compatible store
+    anonymous: bool = False  # unsigned requests, for public buckets
+    profile: str | None = None  # a profile of ~/.aws/config
+
+
 class RunSection(Section):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")] = "demo"
-    root: str = "runs"
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
+    root: str = "runs"  # a folder, or a store's URL (s3://bucket/runs): the run then lives there, worked on in `cache`
     seed: int = 0
+    cache: str | None = None  # the local copy of a run whose root is a URL; default ~/.cache/curate/runs
+    storage: StorageSection = StorageSection()
 
 
 class ExecutorSection(Section):
@@ -90,13 +101,6 @@ class OcrSection(Section):
         return self
 
 
-class PdfSection(Section):
-    paths: list[str] = []
-    per_page: bool = False
-    domain: str = "papers"
-    ocr: OcrSection = OcrSection()
-
-
 class CommonCrawlSection(Section):
     crawl: Annotated[str, Field(pattern=r"^CC-MAIN-\d{4}-\d{2}$")] = "CC-MAIN-2024-51"
     kind: Literal["warc", "wet"] = "warc"
@@ -105,20 +109,93 @@ class CommonCrawlSection(Section):
     base_url: str = "https://data.commoncrawl.org/"  # or s3://commoncrawl/ or a local mirror folder
 
 
-class IngestSection(Section):
-    warc: list[str] = ["{run_dir}/input/warc/*.warc.gz"]  # local WARC/WET/ARC files and globs
-    commoncrawl: CommonCrawlSection | None = None
-    pdf: PdfSection = PdfSection()
-    tasks: Annotated[int, Field(ge=1)] = 8
-    max_record_bytes: Annotated[int, Field(ge=1024)] = 10 * 2**20
-    default_domain: str = "web"
-    extract: ExtractSection = ExtractSection()
+SOURCE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_\-]*$"
+SOURCE_KINDS = ("warc", "pdf", "jsonl", "parquet", "hf")
+DOCUMENT_FILE_KINDS = ("jsonl", "parquet", "hf")
+CLASSIFY_DOMAIN = "classify"  # a source's domain left to the domain classifier
+BUILTIN_POLICIES = ("web", "trusted")
+
+
+class SourceSection(Section):
+    """One named input: its files, how to read them, its mixing domain and its filter policy."""
+
+    name: Annotated[str, Field(pattern=SOURCE_NAME)]
+    kind: Literal["warc", "pdf", "jsonl", "parquet", "hf"]
+    paths: list[str] = []  # globs or fsspec URLs (s3://bucket/prefix/*.jsonl.gz); hf: save_to_disk folders
+    commoncrawl: CommonCrawlSection | None = None  # kind warc: files chosen from a crawl's listing
+    domain: str | None = None  # none: the source's name; "classify": the domain classifier decides
+    filters: str = "web"  # web (every heuristic), trusted (language only), or a name in filter.policies
+    text_key: str = "text"  # jsonl / parquet / hf: the field holding the text (e.g. content for code dumps)
+    id_key: str | None = "id"  # the field holding the document's id; none: file name and line
+    keep: list[str] | None = None  # fields kept in the document's metadata; none: every other field
+    split: str = "train"  # hf: the split of a DatasetDict folder
+    per_page: bool = False  # pdf: one document per page
+    ocr: OcrSection = OcrSection()  # pdf
+    storage: StorageSection = StorageSection()
 
     @model_validator(mode="after")
-    def _some_source(self):
-        if not (self.warc or self.commoncrawl or self.pdf.paths):
-            raise ValueError("no source: set warc, commoncrawl or pdf.paths")
+    def _fits_its_kind(self):
+        if self.commoncrawl and self.kind != "warc":
+            raise ValueError("commoncrawl is a listing of WARC files: it needs kind: warc")
+        if not (self.paths or self.commoncrawl):
+            raise ValueError("a source needs paths" + (" or commoncrawl" if self.kind == "warc" else ""))
+        if self.domain is not None and self.domain != CLASSIFY_DOMAIN and not re.match(SOURCE_NAME, self.domain):
+            raise ValueError(f"domain {self.domain!r}: letters, digits, _ and - only")
         return self
+
+    @property
+    def mixing_domain(self) -> str | None:
+        """The domain its documents get at ingest; None when the domain classifier gives it."""
+        if self.domain == CLASSIFY_DOMAIN:
+            return None
+        return self.domain or self.name
+
+
+LEGACY_INGEST_KEYS = ("warc", "commoncrawl", "pdf", "default_domain")
+
+
+def legacy_sources(data: dict) -> list[dict]:
+    """The ``ingest.sources`` entries that say what the old ``warc`` / ``commoncrawl`` / ``pdf`` keys said."""
+    domain = data.get("default_domain", "web")
+    sources = []
+    if data.get("warc") or data.get("commoncrawl"):
+        entry = {"name": "web", "kind": "warc", "paths": data.get("warc") or [], "domain": domain}
+        if data.get("commoncrawl"):
+            entry["commoncrawl"] = data["commoncrawl"]
+        sources.append({key: value for key, value in entry.items() if value != []})
+    pdf = data.get("pdf") or {}
+    if pdf.get("paths"):
+        entry = {"name": "pdf", "kind": "pdf", "paths": pdf["paths"], "domain": pdf.get("domain", "papers")}
+        sources.append(entry | {key: pdf[key] for key in ("per_page", "ocr") if key in pdf})
+    return sources
+
+
+class IngestSection(Section):
+    sources: list[SourceSection] = []
+    tasks: Annotated[int, Field(ge=1)] = 8
+    max_record_bytes: Annotated[int, Field(ge=1024)] = 10 * 2**20
+    extract: ExtractSection = ExtractSection()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_legacy_keys(cls, data):
+        if isinstance(data, dict) and any(key in data for key in LEGACY_INGEST_KEYS):
+            used = ", ".join(key for key in LEGACY_INGEST_KEYS if key in data)
+            new = yaml.safe_dump({"sources": legacy_sources(data)}, sort_keys=False, default_flow_style=None).strip()
+            raise ValueError(f"{used} became named sources; write instead:\n    " + new.replace("\n", "\n    "))
+        return data
+
+    @model_validator(mode="after")
+    def _unique_names(self):
+        names = [source.name for source in self.sources]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"source names must be unique: {', '.join(twice)} given twice")
+        return self
+
+    def require_sources(self) -> None:
+        if not self.sources:
+            raise ConfigError("ingest.sources: no source: declare at least one, each with a name, a kind and paths")
 
 
 class LanguageSection(Section):
@@ -157,6 +234,15 @@ class FilterSection(Section):
     c4: HeuristicSection = HeuristicSection(params={"filter_no_terminal_punct": False})
     fineweb: HeuristicSection = HeuristicSection()
     license: LicenseSection = LicenseSection()
+    # filter policies besides web (every step) and trusted (language only): name -> the steps it runs
+    policies: dict[str, list[Literal["url", "license", "language", "gopher_repetition", "gopher_quality", "c4", "fineweb"]]] = {}
+
+    @model_validator(mode="after")
+    def _policy_names(self):
+        taken = sorted(set(self.policies) & set(BUILTIN_POLICIES))
+        if taken:
+            raise ValueError(f"policies: {', '.join(taken)} is built in and cannot be redefined")
+        return self
 
     @model_validator(mode="after")
     def _params_fit_the_filters(self):
@@ -354,7 +440,7 @@ class AnnealSection(Section):
 
 
 class PipelineConfig(Section):
-    run: RunSection = RunSection()
+    run: RunSection
     executor: ExecutorSection = ExecutorSection()
     demo_data: DemoDataSection = DemoDataSection()
     ingest: IngestSection = IngestSection()
@@ -368,9 +454,29 @@ class PipelineConfig(Section):
     anneal: AnnealSection = AnnealSection()
     export: ExportSection = ExportSection()
 
+    @model_validator(mode="after")
+    def _sources_fit_the_stages(self):
+        policies = {*BUILTIN_POLICIES, *self.filter.policies}
+        for index, source in enumerate(self.ingest.sources):
+            where = f"ingest.sources.{index} ({source.name})"
+            if source.filters not in policies:
+                raise ValueError(f"{where}: filters {source.filters!r} is no policy; expected one of {sorted(policies)} (custom ones go in filter.policies)")
+            if source.domain == CLASSIFY_DOMAIN and self.classify.domain is None:
+                raise ValueError(f"{where}: domain: classify needs a domain classifier (classify.domain); or give the source a fixed domain")
+        return self
+
     @property
     def run_dir(self) -> Path:
-        return Path(self.run.root) / self.run.name
+        """The run folder stages work in: for a root in a store, the run's local copy (pipelines.mirror)."""
+        if self.run_remote is None:
+            return Path(self.run.root) / self.run.name
+        cache = Path(self.run.cache) if self.run.cache else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "curate" / "runs"
+        return cache / re.sub(r"[^A-Za-z0-9_.\-]+", "_", self.run.root.rstrip("/")) / self.run.name
+
+    @property
+    def run_remote(self) -> str | None:
+        """The run's URL when ``run.root`` is in object storage."""
+        return f"{self.run.root.rstrip('/')}/{self.run.name}" if "://" in self.run.root else None
 
     def section_hash(self, section: str) -> str:
         """Hash of one section: a stage's outputs depend on it, not on where it ran."""
@@ -387,13 +493,19 @@ def config_value(config: PipelineConfig, key: str):
     value = config
     for part in key.split("."):
         value = getattr(value, part)
-    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    return as_json(value)
+
+
+def as_json(value):
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return [as_json(item) for item in value] if isinstance(value, (list, tuple)) else value
 
 
 # Config fields that name files or folders; ``[]`` marks a list. Made absolute in the driver so
 # that a worker started in another directory writes and reads the same places.
 PATH_FIELDS = (
-    "run.root", "ingest.warc[]", "ingest.pdf.paths[]", "ingest.commoncrawl.base_url", "tokenize.tokenizer.path",
+    "run.root", "run.cache", "ingest.sources[].paths[]", "ingest.sources[].commoncrawl.base_url", "tokenize.tokenizer.path",
     "classify.contamination.benchmarks[].path", "proxies.eval_texts[].path", "export.mix", "export.out",
 )
 
@@ -429,10 +541,13 @@ def resolve_paths(data: dict, base: Path) -> dict:
 
 
 def _describe(error: dict) -> str:
+    message = error["msg"].removeprefix("Value error, ")
+    if not error["loc"] and error["type"] == "value_error":  # a check across sections names its keys itself
+        return message
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     got = error.get("input")
-    shown = "" if error["type"] == "missing" or isinstance(got, dict) else f" (got {got!r})"
-    return f"{key}: {error['msg']}{shown}"
+    shown = "" if error["type"] == "missing" or isinstance(got, (dict, list)) else f" (got {got!r})"
+    return f"{key}: {message}{shown}"
 
 
 def parse_config(data: object, source: str = "<config>", base: Path | None = None) -> PipelineConfig:
@@ -469,6 +584,8 @@ def load_config(path: str | Path) -> PipelineConfig:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file (pass one with -c FILE)") from None
     except OSError as err:
         raise ConfigError(f"{path}: cannot read config: {err.strerror}") from None
     try:
@@ -484,7 +601,7 @@ class UndeclaredConfigRead(RuntimeError):
     """A stage read a config key it does not declare: its identity would miss that key's edits."""
 
 
-LOCATION_KEYS = {"run": {"name", "root"}}  # where a run lives, not what its outputs are
+LOCATION_KEYS = {"run": {"name", "root", "cache", "storage"}}  # where a run lives, not what its outputs are
 UNSCOPED_SECTIONS = {"executor", "demo_data"}  # how and on what machines it runs
 
 

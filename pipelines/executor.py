@@ -83,7 +83,8 @@ def run_rank(pickled_executor: bytes, rank: int) -> PipelineStats:
     if executor.run_dir is not None and not os.path.isdir(executor.run_dir):
         raise RunFolderUnseen(
             f"the Dask worker on {socket.gethostname()} cannot see the run folder {executor.run_dir}: "
-            "run.root must be a folder every worker mounts at the same path"
+            "run.root must be a folder every worker mounts at the same path (for a run.root in object storage, "
+            "its local copy run.cache)"
         )
     if multiprocessing.current_process().daemon:
         raise RuntimeError(

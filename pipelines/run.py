@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import socket
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 from curation.atomic import write_text_atomic
 from curation.errors import UserError
 from curation.shards import safe_segment
+from curation.storage import is_url, remote_fingerprint
 
 PACKAGES = (
     "curate", "datatrove", "dask", "distributed", "duckdb", "pyarrow", "trafilatura",
@@ -43,8 +45,11 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def fingerprint(path: str, content: bool = True) -> dict:
-    """Size, modification time and (with ``content``, up to a size) sha256 of an input file."""
+def fingerprint(path: str, content: bool = True, storage: Mapping | None = None) -> dict:
+    """Size, modification time and (with ``content``, up to a size) sha256 of an input file;
+    for an object in a store, its size, time and ETag, without reading it."""
+    if is_url(path):
+        return remote_fingerprint(path, storage)
     stat = os.stat(path)
     info = {"bytes": stat.st_size, "mtime": datetime.fromtimestamp(stat.st_mtime, timezone.utc).isoformat()}
     if content and stat.st_size <= HASHED_INPUT_BYTES:
@@ -221,10 +226,11 @@ class RunLock:
     """One curate process at a time writes a run folder: ``<run>/.lock`` names the holder.
 
     A lock left by a process that is gone (same host, no such pid) is taken over with a note.
+    For a run in a store, ``mirror`` (pipelines.mirror) holds the store's lock as well.
     """
 
-    def __init__(self, run: RunDir, command: str, console=None):
-        self.run, self.command, self.console = run, command, console
+    def __init__(self, run: RunDir, command: str, console=None, mirror=None):
+        self.run, self.command, self.console, self.mirror = run, command, console, mirror
         self.held = False
 
     def __enter__(self) -> "RunLock":
@@ -248,10 +254,19 @@ class RunLock:
             with os.fdopen(fd, "w") as handle:
                 json.dump(holder, handle)
             self.held = True
+            if self.mirror is not None:
+                try:
+                    self.mirror.hold_lock(holder)
+                except BaseException:  # held elsewhere: give back the local lock only
+                    self.run.lock_path.unlink(missing_ok=True)
+                    self.held = False
+                    raise
             return self
         raise RunLocked(f"{self.run.lock_path}: could not take the lock")
 
     def __exit__(self, *exc) -> None:
         if self.held:
+            if self.mirror is not None:
+                self.mirror.release_lock()
             self.run.lock_path.unlink(missing_ok=True)
             self.held = False

@@ -21,6 +21,7 @@ from pipelines.ledger import (
     write_ledger_table,
 )
 from pipelines.ledger import LedgerError
+from pipelines.mirror import RunMirror, mirror_of
 from pipelines.run import RunDir, now, package_versions
 from pipelines.stages import STAGES, Stage, StagePlan
 from pipelines.state import STALE, StageGraph
@@ -40,12 +41,17 @@ class StageSummary:
     note: str = ""
 
 
-def progress_printer(console: Console, stage: str):
+def progress_printer(console: Console, stage: str, mirror: RunMirror | None = None):
+    """Prints each finished rank; for a run in a store, also sends what the rank wrote, so a
+    run killed here resumes elsewhere from the ranks done."""
+
     def report(done: int, total: int, stats, seconds: float) -> None:
         docs = intake_count([step.to_dict() for step in stats.stats]) if stats.stats else 0
         rate = docs / seconds if seconds > 0 else 0.0
         eta = seconds / done * (total - done) if done else 0.0
         console.print(f"[dim]{stage}: {done}/{total} ranks · {docs:,} docs · {rate:,.0f} docs/s · ETA {eta:,.0f}s[/dim]")
+        if mirror is not None:
+            mirror.push(complete=False)
 
     return report
 
@@ -134,6 +140,9 @@ def run_stage(
     summary.seconds = time.monotonic() - start
     entry.update(state="complete", output_id=uuid.uuid4().hex[:16], seconds=round(summary.seconds, 3), finished=now())
     run.write_manifest(manifest)
+    mirror = mirror_of(config)
+    if mirror is not None:  # the store holds each stage as it completes
+        mirror.push(complete=True)
     return summary
 
 
@@ -147,6 +156,7 @@ def mark_failed(run: RunDir, manifest: dict, name: str, entry: dict, err: BaseEx
 def run_plan(
     config: PipelineConfig, stage: Stage, plan: StagePlan, client: Client, console: Console, run: RunDir, manifest: dict, entry: dict
 ) -> StageSummary:
+    mirror = mirror_of(config)
     for sub in plan.before:
         console.print(f"[dim]{stage.name}: {sub.name} ({sub.tasks} tasks)[/dim]")
         DaskPipelineExecutor(
@@ -163,7 +173,7 @@ def run_plan(
         logging_dir=str(run.logs_dir(stage.name)),
         client=client,
         name=stage.name,
-        on_progress=progress_printer(console, stage.name),
+        on_progress=progress_printer(console, stage.name, mirror),
         run_dir=run.path,
     )
     entry["tasks"] = plan.tasks

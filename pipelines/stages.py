@@ -1,25 +1,26 @@
 """The stage graph: what each stage reads, which steps it runs, and what it depends on."""
 
-import glob
 import importlib
 import os
 from pathlib import Path
 
 import duckdb
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from datatrove.pipeline.dedup import MinhashDedupBuckets, MinhashDedupSignature
 from datatrove.pipeline.dedup.minhash import MinhashConfig
+from datatrove.pipeline.filters.base_filter import BaseFilter
 
 from curation.dedup import DedupFilter, DocumentIndex, DuplicateClusters
 from curation.extract import HtmlExtractor
-from curation.filters import HEURISTIC_FILTERS, LanguageIdFilter, OfflineUrlFilter, ProseOnly
+from curation.filters import HEURISTIC_FILTERS, ForSources, LanguageIdFilter, OfflineUrlFilter, ProseOnly
 from curation.errors import UserError
 from curation.intake import StageIntake
 from curation.license import LicenseFilter
 from curation.shards import LabelledSink, RemovedSink, ShardReader, ShardWriter
 from curation.sources.commoncrawl import CommonCrawlConfig, crawl_files
+from curation.sources.document_files import FieldMapping, HfDatasetSource, JsonlSource, ParquetSource
 from curation.sources.names import glob_root, stable_names
 from curation.sources.ocr import OcrConfig, VlmConfig
 from curation.sources.pdf import PdfSource
@@ -27,12 +28,13 @@ from curation.rephrase.client import ClientConfig
 from curation.rephrase.rephraser import RephraserConfig
 from curation.rephrase.step import SYNTHETIC_COUNTER, FixedStyles, QualityRouting, RephraseStep, Selection
 from curation.sources.warc import WarcSource
+from curation.storage import expand, files_under
 from curation.tokenize import DomainTokenizer
 from pipelines.classify import classifier_steps, contamination_report, contamination_step
 from pipelines.export import EXPORT_READS, run_export
 from pipelines.ledger import summed_stats
 from pipelines.tokens import TOKENIZE_READS, prepare_tokenizer, token_counts
-from pipelines.config import ConfigError, PipelineConfig
+from pipelines.config import ConfigError, IngestSection, PipelineConfig, SourceSection
 from pipelines.run import RunDir
 from pipelines.sql import connect
 
@@ -79,18 +81,15 @@ class Stage:
         return self.plan is not None
 
 
-def matched_files(patterns: list[str], run: RunDir, key: str) -> dict[str, str]:
-    """Every file the patterns match, each with its stable name (relative to its pattern's root,
-    so a corpus that moves keeps its document ids)."""
+def matched_files(patterns: list[str], run: RunDir, key: str, storage: Mapping | None = None, folders: bool = False) -> dict[str, str]:
+    """Every file (or with ``folders``, folder) the patterns match, local or in a store, each with
+    its stable name (relative to its pattern's root, so a corpus that moves keeps its document ids)."""
     pairs: list[tuple[str, str]] = []
     for pattern in patterns:
         resolved = in_run(pattern, run)
-        matches = sorted(glob.glob(resolved, recursive=True))
+        matches = listing(resolved, key, storage, folders)
         if not matches:
-            raise ConfigError(
-                f"{key}: no file matches {resolved!r}"
-                + (" (run `curate demo-data` first)" if "{run_dir}" in pattern else "")
-            )
+            raise ConfigError(f"{key}: no file matches {resolved!r}")
         pairs.extend((path, glob_root(resolved)) for path in matches)
     try:
         return stable_names(pairs)
@@ -98,35 +97,74 @@ def matched_files(patterns: list[str], run: RunDir, key: str) -> dict[str, str]:
         raise ConfigError(f"{key}: {err}") from None
 
 
+def listing(pattern: str, key: str, storage: Mapping | None = None, folders: bool = False) -> list[str]:
+    """What a pattern matches; a store that cannot be listed (no credentials, no such bucket,
+    unreachable) is a config error naming the key and the store's answer."""
+    try:
+        return expand(pattern, storage, folders=folders)
+    except UserError:
+        raise
+    except Exception as err:  # botocore, aiohttp and fsspec raise their own kinds
+        raise ConfigError(f"{key}: cannot list {pattern!r}: {type(err).__name__}: {err}") from None
+
+
 def in_run(path: str, run: RunDir) -> str:
     return path.replace("{run_dir}", str(run.path))
 
 
-def ingest_inputs(config: PipelineConfig, run: RunDir) -> list[str]:
-    section = config.ingest
-    return [*matched_files(section.warc, run, "ingest.warc"), *matched_files(section.pdf.paths, run, "ingest.pdf.paths")]
+def local_files(paths: list[str]) -> dict[str, dict]:
+    """Input files on local disk: no storage settings."""
+    return dict.fromkeys(paths, {})
 
 
-def benchmark_inputs(config: PipelineConfig, run: RunDir) -> list[str]:
+def source_key(index: int) -> str:
+    return f"ingest.sources.{index}.paths"
+
+
+def listed_files(source: SourceSection, index: int, run: RunDir) -> dict[str, str]:
+    """The files its ``paths`` match (datasets' folders for kind hf), with their stable names."""
+    return matched_files(source.paths, run, source_key(index), source.storage.model_dump(), folders=source.kind == "hf")
+
+
+def source_files(source: SourceSection, index: int, run: RunDir) -> dict[str, str]:
+    """A source's files, and a Common Crawl listing's for a warc source that names a crawl."""
+    files = listed_files(source, index, run)
+    if source.commoncrawl:
+        crawl = CommonCrawlConfig(**source.commoncrawl.model_dump())
+        files |= stable_names((url, crawl.base_url) for url in crawl_files(crawl))
+    return files
+
+
+def ingest_inputs(config: PipelineConfig, run: RunDir) -> dict[str, dict]:
+    config.ingest.require_sources()
+    inputs: dict[str, dict] = {}
+    for index, source in enumerate(config.ingest.sources):
+        storage = source.storage.model_dump()
+        for path in listed_files(source, index, run):
+            inputs |= dict.fromkeys(files_under(path, storage), storage)
+    return inputs
+
+
+def benchmark_inputs(config: PipelineConfig, run: RunDir) -> dict[str, dict]:
     contamination = config.classify.contamination
-    return [in_run(b.path, run) for b in contamination.benchmarks] if contamination else []
+    return local_files([in_run(b.path, run) for b in contamination.benchmarks] if contamination else [])
 
 
-def rephrase_inputs(config: PipelineConfig, run: RunDir) -> list[str]:
-    return benchmark_inputs(config, run) if config.rephrase.endpoint else []
+def rephrase_inputs(config: PipelineConfig, run: RunDir) -> dict[str, dict]:
+    return benchmark_inputs(config, run) if config.rephrase.endpoint else {}
 
 
-def tokenize_inputs(config: PipelineConfig, run: RunDir) -> list[str]:
+def tokenize_inputs(config: PipelineConfig, run: RunDir) -> dict[str, dict]:
     tokenizer = config.tokenize.tokenizer
-    return [tokenizer.path] if tokenizer.kind == "file" else []
+    return local_files([tokenizer.path] if tokenizer.kind == "file" else [])
 
 
-def proxies_inputs(config: PipelineConfig, run: RunDir) -> list[str]:
-    return [in_run(t.path, run) for t in config.proxies.eval_texts]
+def proxies_inputs(config: PipelineConfig, run: RunDir) -> dict[str, dict]:
+    return local_files([in_run(t.path, run) for t in config.proxies.eval_texts])
 
 
-def export_inputs(config: PipelineConfig, run: RunDir) -> list[str]:
-    return [in_run(config.export.mix, run)] if config.export.mix else []
+def export_inputs(config: PipelineConfig, run: RunDir) -> dict[str, dict]:
+    return local_files([in_run(config.export.mix, run)] if config.export.mix else [])
 
 
 def ocr_config(section) -> OcrConfig:
@@ -137,24 +175,35 @@ def ocr_config(section) -> OcrConfig:
 REPHRASE_READS = "classify"
 
 
+def source_reader(source: SourceSection, files: Mapping[str, str], section: IngestSection):
+    """The reader of one source: documents carry its name as ``source`` and its domain."""
+    storage, domain = source.storage.model_dump(), source.mixing_domain
+    labels = {"source": source.name} | ({"domain": domain} if domain else {})
+    if source.kind == "warc":
+        return WarcSource(list(files), max_record_bytes=section.max_record_bytes, default_metadata=labels,
+                          pdf_domain=domain, names=files, storage=storage)
+    if source.kind == "pdf":
+        return PdfSource(list(files), per_page=source.per_page, ocr=ocr_config(source.ocr), domain=domain,
+                         default_metadata=labels, names=files, storage=storage)
+    fields = FieldMapping(source.name, domain, source.text_key, source.id_key, tuple(source.keep) if source.keep is not None else None)
+    if source.kind == "hf":
+        return HfDatasetSource(fields, list(files), files, storage, split=source.split)
+    reader = JsonlSource if source.kind == "jsonl" else ParquetSource
+    return reader(fields, list(files), files, storage)
+
+
 def plan_ingest(config: PipelineConfig, run: RunDir) -> StagePlan:
     section = config.ingest
-    warcs = matched_files(section.warc, run, "ingest.warc")
-    if section.commoncrawl:
-        crawl = CommonCrawlConfig(**section.commoncrawl.model_dump())
-        warcs |= stable_names((url, crawl.base_url) for url in crawl_files(crawl))
-    pdfs = matched_files(section.pdf.paths, run, "ingest.pdf.paths")
+    section.require_sources()
     stage_dir = run.stage_dir("ingest")
     removed = RemovedSink(stage_dir)
+    readers, most_files = [], 1
+    for index, source in enumerate(section.sources):
+        files = source_files(source, index, run)
+        readers.append(source_reader(source, files, section))
+        most_files = max(most_files, section.tasks if source.kind == "hf" else len(files))
     pipeline = [
-        WarcSource(
-            list(warcs),
-            max_record_bytes=section.max_record_bytes,
-            default_metadata={"domain": section.default_domain},
-            pdf_domain=section.pdf.domain,
-            names=warcs,
-        ),
-        PdfSource(list(pdfs), per_page=section.pdf.per_page, ocr=ocr_config(section.pdf.ocr), domain=section.pdf.domain, names=pdfs),
+        *readers,
         StageIntake(removed),
         HtmlExtractor(
             removed,
@@ -164,36 +213,66 @@ def plan_ingest(config: PipelineConfig, run: RunDir) -> StagePlan:
         ),
         ShardWriter(stage_dir),
     ]
-    return StagePlan(pipeline, tasks=min(section.tasks, max(len(warcs), len(pdfs))))
+    return StagePlan(pipeline, tasks=min(section.tasks, most_files))
+
+
+POLICY_STEPS = ("url", "license", "language", *HEURISTIC_FILTERS)
+TRUSTED_STEPS = ("language",)  # trusted sources: language here, then dedup and contamination like every source
+
+
+def policy_steps(config: PipelineConfig, policy: str) -> tuple[str, ...]:
+    if policy == "web":
+        return POLICY_STEPS
+    return TRUSTED_STEPS if policy == "trusted" else tuple(config.filter.policies[policy])
+
+
+def for_policies(config: PipelineConfig, step: str, make: Callable[[LabelledSink], BaseFilter], removed: RemovedSink) -> list:
+    """The filter step ``step`` for the sources whose policy runs it: [] when none does, gated
+    by source when only some do."""
+    sources = config.ingest.sources
+    runs_it = frozenset(source.name for source in sources if step in policy_steps(config, source.filters))
+    if not runs_it:
+        return []
+    writer = LabelledSink(removed, step)
+    inner = make(writer)
+    return [inner if len(runs_it) == len(sources) else ForSources(inner, runs_it, exclusion_writer=writer)]
 
 
 def plan_filter(config: PipelineConfig, run: RunDir) -> StagePlan:
     section = config.filter
     stage_dir = run.stage_dir("filter")
     removed = RemovedSink(stage_dir)
-    steps: list = [ShardReader(run.stage_dir("ingest")), StageIntake(removed)]
-    if section.url.enabled:
-        steps.append(OfflineUrlFilter(LabelledSink(removed, "url"), section.url.extra_domains, section.url.extra_urls))
-    steps.append(
-        LicenseFilter(
-            LabelledSink(removed, "license"),
+    makers: dict[str, Callable] = {
+        "license": lambda writer: LicenseFilter(
+            writer,
             licensed_only=section.license.licensed_only,
             respect_opt_out=section.license.respect_opt_out,
             allow_domains=section.license.allow_domains,
             deny_domains=section.license.deny_domains,
-        )
-    )
+        ),
+    }
+    if section.url.enabled:
+        makers["url"] = lambda writer: OfflineUrlFilter(writer, section.url.extra_domains, section.url.extra_urls)
     if section.language.enabled:
-        steps.append(LanguageIdFilter(section.language.languages, section.language.threshold, LabelledSink(removed, "language")))
+        makers["language"] = lambda writer: LanguageIdFilter(section.language.languages, section.language.threshold, writer)
     for name, filter_class in HEURISTIC_FILTERS.items():
         heuristic = getattr(section, name)
-        if not heuristic.enabled:
-            continue
-        writer = LabelledSink(removed, name)
-        inner = filter_class(exclusion_writer=writer, **heuristic.params)
-        steps.append(ProseOnly(inner, exclusion_writer=writer) if heuristic.prose_only else inner)
+        if heuristic.enabled:
+            makers[name] = heuristic_maker(filter_class, heuristic)
+    steps: list = [ShardReader(run.stage_dir("ingest")), StageIntake(removed)]
+    for step in POLICY_STEPS:
+        if step in makers:
+            steps += for_policies(config, step, makers[step], removed)
     steps.append(ShardWriter(stage_dir))
     return StagePlan(steps, tasks=section.tasks)
+
+
+def heuristic_maker(filter_class: type, heuristic) -> Callable:
+    def make(writer):
+        inner = filter_class(exclusion_writer=writer, **heuristic.params)
+        return ProseOnly(inner, exclusion_writer=writer) if heuristic.prose_only else inner
+
+    return make
 
 
 def plan_dedup(config: PipelineConfig, run: RunDir) -> StagePlan:
@@ -345,9 +424,9 @@ def lazy_job(module: str, name: str) -> Callable:
 STAGES: dict[str, Stage] = {
     stage.name: stage
     for stage in [
-        Stage("ingest", ("ingest",), (), "WARC/PDF records -> text (HTML extraction, OCR)",
+        Stage("ingest", ("ingest",), (), "named sources (WARC, PDF, JSONL, Parquet, HF datasets) -> text",
               plan=plan_ingest, inputs=ingest_inputs),
-        Stage("filter", ("filter",), ("ingest",), "URL, license, language and Gopher/C4/FineWeb heuristics", plan=plan_filter),
+        Stage("filter", ("filter", "ingest.sources"), ("ingest",), "URL, license, language and Gopher/C4/FineWeb heuristics", plan=plan_filter),
         Stage("dedup", ("dedup",), ("filter",), "exact and MinHash near-duplicate removal", plan=plan_dedup),
         Stage("classify", ("classify",), ("dedup",), "domain (scikit-learn), quality (fastText) and benchmark contamination",
               plan=plan_classify, describe=contamination_report, inputs=benchmark_inputs),

@@ -34,7 +34,7 @@ def digest(payload) -> str:
 
 def content_id(info: Mapping) -> str:
     """What an input fingerprint says about the file's content (the path is the key beside it)."""
-    return info.get("sha256") or f"{info['bytes']}@{info['mtime']}"
+    return info.get("sha256") or info.get("etag") or f"{info['bytes']}@{info['mtime']}"
 
 
 @dataclass
@@ -73,20 +73,20 @@ class Fingerprints:
         self.recorded = dict(recorded)
         self.seen: dict[str, dict] = {}
 
-    def of(self, path: str) -> dict:
+    def of(self, path: str, storage: Mapping | None = None) -> dict:
         if path not in self.seen:
-            self.seen[path] = self._fingerprint(path)
+            self.seen[path] = self._fingerprint(path, storage)
         return self.seen[path]
 
-    def _fingerprint(self, path: str) -> dict:
+    def _fingerprint(self, path: str, storage: Mapping | None) -> dict:
         try:
-            quick = fingerprint(path, content=False)
+            quick = fingerprint(path, content=False, storage=storage)
         except FileNotFoundError:
             return {"bytes": -1, "mtime": "missing"}
         old = self.recorded.get(path)
         if old and old.get("sha256") and all(old.get(k) == quick[k] for k in ("bytes", "mtime")):
             return old
-        return fingerprint(path)
+        return fingerprint(path, storage=storage)
 
 
 class StageGraph:
@@ -107,7 +107,7 @@ class StageGraph:
                 "",
                 {key: digest(value) for key, value in values.items()},
                 {up: self.identity(up).digest for up in stage.upstream},
-                {path: content_id(self.fingerprints.of(path)) for path in files},
+                {path: content_id(self.fingerprints.of(path, storage)) for path, storage in files.items()},
                 problem,
                 values,
             )
@@ -115,13 +115,14 @@ class StageGraph:
             self._identities[name] = parts
         return self._identities[name]
 
-    def input_files(self, stage) -> tuple[list[str], str | None]:
+    def input_files(self, stage) -> tuple[dict[str, dict], str | None]:
+        """``{file: its storage settings}`` of the stage's inputs, or why they cannot be listed."""
         if stage.inputs is None:
-            return [], None
+            return {}, None
         try:
-            return sorted(stage.inputs(self.config, self.run)), None
+            return dict(sorted(stage.inputs(self.config, self.run).items())), None
         except UserError as err:
-            return [], str(err)
+            return {}, str(err)
 
     def state(self, name: str, live_lock: bool = False) -> StageState:
         entry = self.manifest["stages"].get(name)
@@ -174,7 +175,14 @@ def changed_settings(key: str, before, after) -> list[str]:
     """The settings under ``key`` that differ, one reason each (``config 'filter.language.threshold': 0.65 -> 0.6``)."""
     if isinstance(before, dict) and isinstance(after, dict):
         return [line for name in sorted(set(before) | set(after)) for line in changed_settings(f"{key}.{name}", before.get(name), after.get(name))]
+    if named_entries(before) and named_entries(after):  # e.g. ingest.sources, told apart by name
+        old, new = ({entry["name"]: entry for entry in entries} for entries in (before, after))
+        return [line for name in [*old, *(n for n in new if n not in old)] for line in changed_settings(f"{key}[{name}]", old.get(name), new.get(name))]
     return [] if before == after else [f"config '{key}': {json.dumps(before)} -> {json.dumps(after)}"]
+
+
+def named_entries(value) -> bool:
+    return isinstance(value, list) and all(isinstance(entry, dict) and "name" in entry for entry in value)
 
 
 def lineage_of(manifest: Mapping, stages: tuple[str, ...]) -> dict[str, dict]:

@@ -6,7 +6,6 @@ bounds are feasible, SQL parses. A problem raises ``ConfigError`` naming the key
 earlier stage will make (under ``{run_dir}``) and that is not there yet is a note, not an error.
 """
 
-import glob
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from curation.tokenizer import describe_tokenizer
 from pipelines.classify import check_classifier_params
 from pipelines.config import ConfigError, PipelineConfig
 from pipelines.run import RunDir
-from pipelines.stages import in_run
+from pipelines.stages import in_run, listing, source_key
 
 
 def check_config(config: PipelineConfig) -> list[str]:
@@ -40,12 +39,14 @@ def made_later(pattern: str) -> bool:
 
 
 def check_sources(config: PipelineConfig, run: RunDir, notes: list[str]) -> None:
-    for key, patterns in (("ingest.warc", config.ingest.warc), ("ingest.pdf.paths", config.ingest.pdf.paths)):
-        for pattern in patterns:
-            if "://" in pattern or glob.glob(in_run(pattern, run), recursive=True):
+    config.ingest.require_sources()
+    for index, source in enumerate(config.ingest.sources):
+        key = source_key(index)
+        for pattern in source.paths:
+            if listing(in_run(pattern, run), key, source.storage.model_dump(), folders=source.kind == "hf"):
                 continue
             if made_later(pattern):
-                notes.append(f"{key}: nothing matches {in_run(pattern, run)!r} yet (`curate demo-data` writes the demo's)")
+                notes.append(f"{key}: nothing matches {in_run(pattern, run)!r} yet")
             else:
                 raise ConfigError(f"{key}: no file matches {pattern!r}")
 

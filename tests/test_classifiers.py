@@ -31,7 +31,7 @@ from classifiers.quality import (
 from classifiers.text import NUMBER_PLACEHOLDER, normalize_text, normalize_texts
 from curation.errors import UserError
 from curation.shards import REMOVED_DIR, RemovedSink
-from pipelines.demo_corpus import write_demo_corpus
+from demo import write_demo_corpus
 
 SCALE = 0.3
 SEED = 0

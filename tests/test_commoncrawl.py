@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from curation.documents import ERROR_REASON
-from curation.sources import commoncrawl, warc
+from curation import storage
+from curation.sources import warc
 from curation.sources.commoncrawl import (
     CommonCrawlConfig,
     DownloadError,
@@ -198,7 +199,7 @@ def test_config_errors_name_the_key():
 def test_s3_urls_and_a_clear_error_without_s3fs(monkeypatch):
     config = CommonCrawlConfig(crawl=CRAWL, kind="wet", base_url="s3://commoncrawl/")
     assert listing_url(config) == f"s3://commoncrawl/crawl-data/{CRAWL}/wet.paths.gz"
-    monkeypatch.setattr(commoncrawl, "find_spec", lambda name: None)
+    monkeypatch.setattr(storage, "find_spec", lambda name: None)
     with pytest.raises(ImportError, match=r"s3fs .*pip install s3fs.*https://data.commoncrawl.org/"):
         crawl_files(config)
     with pytest.raises(ImportError, match="s3fs"):
@@ -243,7 +244,7 @@ def test_exhausted_retries_and_missing_files_are_final(server):
 
 def test_warc_source_reads_a_crawl_through_the_retrying_stream(server, monkeypatch):
     """WarcSource opens paths with ``open_input``: faults mid-download are retried, not corrupt files."""
-    monkeypatch.setattr(warc, "open_input", lambda path: open_input(path, retry=FAST_RETRY))
+    monkeypatch.setattr(warc, "open_input", lambda path, storage: open_input(path, retry=FAST_RETRY, storage=storage))
     urls = crawl_files(CommonCrawlConfig(crawl=CRAWL, files=2, shard_seed=3, base_url=server.base_url))
     for url in urls:
         server.inject(url.removeprefix(server.base_url), "cut", "503", "reset")

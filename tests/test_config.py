@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipelines.config import ConfigError, load_config, parse_config
 
@@ -8,7 +9,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_shipped_demo_config_is_valid():
-    config = load_config(REPO / "pipelines" / "demo.yaml")
+    config = load_config(REPO / "demo" / "demo.yaml")
     assert config.run_dir == Path.cwd() / "runs" / "demo"  # relative paths: from where curate runs
     assert config.executor.cluster == "local"
 
@@ -38,13 +39,46 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
 
 
 def test_missing_file_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="cannot read config"):
+    with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "absent.yaml")
 
 
+MINIMAL = {"run": {"name": "t"}, "ingest": {"sources": [{"name": "docs", "kind": "jsonl", "paths": ["docs/*.jsonl"]}]}}
+
+
 def test_section_hash_ignores_the_executor():
-    a = parse_config({"executor": {"workers": 1}})
-    b = parse_config({"executor": {"workers": 4}})
-    c = parse_config({"ingest": {"tasks": 3}})
+    a = parse_config(MINIMAL | {"executor": {"workers": 1}})
+    b = parse_config(MINIMAL | {"executor": {"workers": 4}})
+    c = parse_config(MINIMAL | {"ingest": MINIMAL["ingest"] | {"tasks": 3}})
     assert a.config_hash() == b.config_hash() != c.config_hash()
     assert a.section_hash("ingest") == b.section_hash("ingest") != c.section_hash("ingest")
+
+
+def test_a_source_is_named_with_its_domain_and_policy_checked():
+    config = parse_config(MINIMAL, base=Path("/data"))
+    source = config.ingest.sources[0]
+    assert (source.paths, source.mixing_domain, source.filters) == (["/data/docs/*.jsonl"], "docs", "web")
+    twice = {"sources": MINIMAL["ingest"]["sources"] * 2}
+    with pytest.raises(ConfigError, match="source names must be unique: docs given twice"):
+        parse_config(MINIMAL | {"ingest": twice})
+    unknown = {"sources": [MINIMAL["ingest"]["sources"][0] | {"filters": "strict"}]}
+    with pytest.raises(ConfigError, match=r"filters 'strict' is no policy; expected one of \['trusted', 'web'\]"):
+        parse_config(MINIMAL | {"ingest": unknown})
+    assert parse_config(MINIMAL | {"ingest": unknown, "filter": {"policies": {"strict": ["language", "c4"]}}})
+    classified = {"sources": [MINIMAL["ingest"]["sources"][0] | {"domain": "classify"}]}
+    with pytest.raises(ConfigError, match="domain: classify needs a domain classifier"):
+        parse_config(MINIMAL | {"ingest": classified})
+    with pytest.raises(ConfigError, match="commoncrawl is a listing of WARC files"):
+        parse_config(MINIMAL | {"ingest": {"sources": [MINIMAL["ingest"]["sources"][0] | {"commoncrawl": {}}]}})
+    with pytest.raises(ConfigError, match="ingest.sources: no source: declare at least one"):
+        parse_config({"run": {"name": "t"}, "ingest": {}}).ingest.require_sources()
+
+
+def test_the_readme_config_for_a_teams_own_data_is_valid():
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Your own data"):]
+    block = section[section.index("```yaml") + len("```yaml"):section.index("```", section.index("```yaml") + 7)]
+    config = parse_config(yaml.safe_load(block), "README.md", base=Path("/work"))
+    assert [(s.name, s.kind, s.mixing_domain, s.filters) for s in config.ingest.sources] == [
+        ("cc", "warc", "web", "web"), ("wiki", "jsonl", "wiki", "trusted"), ("code", "parquet", "code", "trusted")]
+    assert config.ingest.sources[2].storage.profile == "data-team"

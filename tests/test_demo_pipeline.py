@@ -8,9 +8,9 @@ import pytest
 import yaml
 from rich.console import Console
 
+from demo import write_demo_corpus
+from demo.eval import demo_scores
 from pipelines.config import parse_config
-from pipelines.demo_corpus import write_demo_corpus
-from pipelines.demo_eval import demo_scores
 from pipelines.run import RunDir
 from pipelines.runner import run_stage
 from pipelines.sql import query
@@ -19,18 +19,19 @@ from tests.conftest import SHARED_DATA
 from tests.warcs import write_pages_warc
 
 SCALE = 0.4
-DEMO_CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "pipelines" / "demo.yaml").read_text())
+DEMO_CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "demo" / "demo.yaml").read_text())
 BROKEN_SHARED = ("example-bad-non-chunked.warc.gz", "example-wrong-chunks.warc.gz")
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory, client):
     root = tmp_path_factory.mktemp("runs")
+    sources = [source | ({"ocr": source["ocr"] | {"dpi": 200}} if source["kind"] == "pdf" else {}) for source in DEMO_CONFIG["ingest"]["sources"]]
     config = parse_config(
         {
             "run": {"name": "demo", "root": str(root)},
-            "ingest": {"pdf": {"paths": ["{run_dir}/input/pdf/*.pdf"], "ocr": {"engine": "tesseract", "dpi": 200}}},
-            "filter": {"gopher_quality": {"params": {"max_non_alpha_words_ratio": 0.6}}},
+            "ingest": {"sources": sources},
+            "filter": DEMO_CONFIG["filter"],
             "tokenize": {"tokenizer": {"vocab_size": 2048, "sample_docs": 500}},
             "classify": DEMO_CONFIG["classify"],
         }
@@ -91,6 +92,22 @@ def test_ingest_reads_every_html_page_and_detects_legacy_charsets(demo_run):
     assert {"utf-8", "windows-1252", "iso-8859-1"} <= set(charsets)
 
 
+def test_document_sources_are_read_under_their_names_and_domains(demo_run):
+    run, _ = demo_run
+    truth = dict(sql(run, f"""select source, count(*) from read_parquet('{run.input_dir}/ground_truth.parquet')
+                              where source like '%_dump' group by 1"""))
+    read = sql(run, "select source, domain, count(*) from ingest where source like '%_dump' group by all order by 1")
+    assert read == [("code_dump", "code", truth["code_dump"]), ("qa_dump", "forum", truth["qa_dump"]), ("wiki_dump", "wiki", truth["wiki_dump"])]
+    drops = dict(sql(run, "select reason, count(*) from removed where stage = 'ingest' and source = 'wiki_dump' group by 1"))
+    assert drops == {"bad_json": 1, "no_text": 1}  # the two bad lines of the dump, each a ledger row
+    ids = sql(run, f"""select count(*) from ingest i join read_parquet('{run.input_dir}/ground_truth.parquet') g
+                       on i.id = g.source || '/' || g.doc_key where g.source like '%_dump'""")[0][0]
+    assert ids == sum(truth.values())
+    assert sql(run, "select count(*) from ingest where source = 'web' and domain is not null") == [(0,)]  # domain: classify
+    kept = dict(sql(run, "select source, count(*) from dedup where source like '%_dump' group by 1"))
+    assert kept["wiki_dump"] >= 0.95 * truth["wiki_dump"] and kept["code_dump"] >= 0.95 * truth["code_dump"]  # trusted
+
+
 def test_filter_and_dedup_meet_the_ground_truth_thresholds(demo_run):
     run, _ = demo_run
     scores = demo_scores(run.path)
@@ -126,7 +143,7 @@ def test_pdfs_text_layer_and_scanned_come_out_as_documents(demo_run):
                          where g.source = 'pdf' and not g.is_broken""")
     assert truth and all(row[2] is not None for row in truth), "every readable PDF is a document"
     for key, needs_ocr, source, ocr_pages, title, page_count, text in truth:
-        assert (source == "ocr") == needs_ocr and bool(ocr_pages) == needs_ocr, key
+        assert source == "pdf" and bool(ocr_pages) == needs_ocr, key  # the source's name; OCR shows in ocr_pages
         assert title and page_count >= 1 and len(text.split()) > 50
     broken = sql(run, "select detail from removed where stage = 'ingest' and reason = 'truncated_pdf'")
     assert len(broken) == 1 and "broken-000.pdf" in broken[0][0]

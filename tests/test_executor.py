@@ -44,7 +44,7 @@ def write_config(tmp_path: Path, warc_glob: str, tasks: int, workers: int = 2, c
     config = {
         "run": {"name": "t", "root": str(tmp_path / "runs")},
         "executor": {"cluster": cluster, "workers": workers},
-        "ingest": {"warc": [warc_glob], "tasks": tasks},
+        "ingest": {"sources": [{"name": "web", "kind": "warc", "paths": [warc_glob]}], "tasks": tasks},
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -31,7 +31,7 @@ PAGES = 6  # per WARC; each WARC also holds a 404, an image and a request record
 def settings(tmp_path: Path, **sections) -> dict:
     base = {
         "run": {"name": "t", "root": str(tmp_path / "runs")},
-        "ingest": {"warc": [str(tmp_path / "in" / "*.warc.gz")], "pdf": {"paths": []}, "tasks": 2},
+        "ingest": {"sources": [web_source(str(tmp_path / "in" / "*.warc.gz"))], "tasks": 2},
         "filter": {"tasks": 2},
         "dedup": {"tasks": 2},
         "classify": {"tasks": 2},
@@ -42,6 +42,10 @@ def settings(tmp_path: Path, **sections) -> dict:
     for name, changes in sections.items():
         base[name] = base.get(name, {}) | changes
     return base
+
+
+def web_source(*paths: str, **settings) -> dict:
+    return {"name": "web", "kind": "warc", "paths": list(paths), "domain": "web"} | settings
 
 
 def make_config(tmp_path: Path, **sections):
@@ -114,8 +118,8 @@ def test_an_edit_two_stages_up_is_detected_and_redone_in_order(tmp_path, client)
     config = make_config(tmp_path)
     for name in ("ingest", "filter", "dedup"):
         run(config, name, client)
-    edited = make_config(tmp_path, ingest={"default_domain": "crawl"})
-    assert state(edited, "ingest").reasons == ['config \'ingest.default_domain\': "web" -> "crawl"']
+    edited = make_config(tmp_path, ingest={"sources": [web_source(str(tmp_path / "in" / "*.warc.gz"), domain="crawl")]})
+    assert state(edited, "ingest").reasons == ['config \'ingest.sources[web].domain\': "web" -> "crawl"']
     assert state(edited, "dedup").reasons == ["upstream 'filter' changed"]
     with pytest.raises(StageOrderError, match="reads 'filter', which is stale"):
         run(edited, "dedup", client)
@@ -140,8 +144,8 @@ def test_a_failed_restart_keeps_the_outputs_and_leaves_the_stage_failed(tmp_path
     config = make_config(tmp_path)
     run(config, "ingest", client)
     shards = sorted(RunDir(config.run_dir).stage_dir("ingest").rglob("*.parquet"))
-    broken = make_config(tmp_path, ingest={"warc": [str(tmp_path / "nowhere" / "*.warc.gz")]})
-    with pytest.raises(ConfigError, match="ingest.warc: no file matches"):
+    broken = make_config(tmp_path, ingest={"sources": [web_source(str(tmp_path / "nowhere" / "*.warc.gz"))]})
+    with pytest.raises(ConfigError, match="ingest.sources.0.paths: no file matches"):
         run(broken, "ingest", client, restart=True)
     recorded = entry(config, "ingest")
     assert recorded["state"] == "failed" and "no file matches" in recorded["error"]
@@ -251,7 +255,7 @@ def test_a_worker_that_cannot_see_the_run_folder_says_so(tmp_path, client):
 
 def test_relative_paths_are_resolved_in_the_driver_for_a_worker_in_another_directory(tmp_path, tcp_cluster_elsewhere):
     write_corpus(tmp_path / "in", n_files=2, pages_per_file=3)
-    data = settings(tmp_path, run={"root": "runs"}, ingest={"warc": ["in/*.warc.gz"]}, executor={"cluster": tcp_cluster_elsewhere})
+    data = settings(tmp_path, run={"root": "runs"}, ingest={"sources": [web_source("in/*.warc.gz")]}, executor={"cluster": tcp_cluster_elsewhere})
     result = curate("ingest", "-c", str(write_config(tmp_path, data)), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "runs" / "t" / "ingest").glob("*/*.parquet"))) == 2

@@ -15,6 +15,8 @@ from tests.runs import record_complete
 from tests.test_runner import curate, settings, write_config
 from pipelines.config import parse_config
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def one_line_error(result) -> str:
     """The error: the last line curate printed, and the only one saying `error:` (progress lines may precede it)."""
@@ -79,20 +81,32 @@ def test_sql_that_does_not_parse_is_refused(tmp_path):
 
 def test_validate_names_a_missing_input_and_runs_from_any_directory(tmp_path):
     data = settings(tmp_path)
-    assert "ingest.warc: no file matches" in one_line_error(validate(tmp_path, data))
-    result = curate("validate", cwd=tmp_path)  # the default config comes with the package
+    assert "ingest.sources.0.paths: no file matches" in one_line_error(validate(tmp_path, data))
+    result = curate("validate", "-c", str(REPO / "demo" / "demo.yaml"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "demo.yaml: valid" in result.stdout and "note: ingest.warc: nothing matches" in result.stdout
+    assert "demo.yaml: valid" in result.stdout and "note: ingest.sources.0.paths: nothing matches" in result.stdout
+    assert "curate.yaml: no such config file (pass one with -c FILE)" in one_line_error(curate("validate", cwd=tmp_path))
 
 
-def test_s3_without_s3fs_is_one_line(tmp_path):
-    data = settings(tmp_path, ingest={"warc": [], "commoncrawl": {"base_url": "s3://commoncrawl/"}})
-    line = one_line_error(curate("ingest", "-c", str(write_config(tmp_path, data))))
-    assert "needs the s3fs package (pip install s3fs)" in line
+def test_the_old_source_keys_are_refused_showing_the_new_spelling(tmp_path):
+    result = validate(tmp_path, {"run": {"name": "t"}, "ingest": {"warc": ["crawl/*.warc.gz"], "pdf": {"paths": ["papers/*.pdf"]}}})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    shown = result.stderr[result.stderr.index("write instead:"):]
+    new = yaml.safe_load(shown.split("\n", 1)[1])
+    assert [(s["name"], s["kind"], s["domain"]) for s in new["sources"]] == [("web", "warc", "web"), ("pdf", "pdf", "papers")]
+    assert new["sources"][0]["paths"] == ["crawl/*.warc.gz"]  # as the user wrote it
+
+
+def test_a_bucket_that_cannot_be_listed_is_one_line(tmp_path):
+    source = {"name": "docs", "kind": "jsonl", "paths": ["s3://no-such-bucket/docs/*.jsonl.gz"],
+              "storage": {"endpoint_url": f"http://127.0.0.1:{free_port()}"}}
+    line = one_line_error(validate(tmp_path, settings(tmp_path, ingest={"sources": [source]})))
+    assert "ingest.sources.0.paths: cannot list 's3://no-such-bucket/docs/*.jsonl.gz'" in line
 
 
 def test_an_unreachable_listing_fails_in_seconds(tmp_path):
-    data = settings(tmp_path, ingest={"warc": [], "commoncrawl": {"base_url": f"http://127.0.0.1:{free_port()}/"}})
+    listing = {"commoncrawl": {"base_url": f"http://127.0.0.1:{free_port()}/"}}
+    data = settings(tmp_path, ingest={"sources": [{"name": "cc", "kind": "warc"} | listing]})
     start = time.monotonic()
     line = one_line_error(curate("ingest", "-c", str(write_config(tmp_path, data))))
     assert "cannot read the Common Crawl listing" in line and "commoncrawl.base_url" in line

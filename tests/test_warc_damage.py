@@ -94,9 +94,9 @@ def test_files_that_are_no_warc_say_what_they_look_like(tmp_path, capfd):
         assert len(docs) == 1 and docs[0].metadata[ERROR_REASON] == "not_a_warc" and docs[0].text == ""
         assert docs[0].id.endswith(f"{name}@0") and name in docs[0].metadata[ERROR_DETAIL]
         details[name] = docs[0].metadata[ERROR_DETAIL]
-    assert "looks like JSON lines, not a WARC" in details["rows.warc.gz"]
+    assert "looks like JSON lines, not a WARC: declare kind: jsonl" in details["rows.warc.gz"]
     assert "not gzip though named .gz" in details["rows.warc.gz"]
     assert "looks like plain text, not a WARC" in details["notes.warc"] and ".gz" not in details["notes.warc"]
-    assert "gzip, but its content looks like plain text" in details["packed.warc.gz"]
+    assert "(gzip): looks like plain text, not a WARC" in details["packed.warc.gz"]
     captured = capfd.readouterr()
     assert "secret line" not in captured.out + captured.err + " ".join(details.values())

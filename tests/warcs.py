@@ -49,6 +49,7 @@ def write_pages_warc(path: Path, n_pages: int, seed: int, extras: bool = True) -
     """A gzipped WARC of ``n_pages`` HTML pages (plus non-document records); returns the page URLs."""
     rng = random.Random(seed)
     urls = []
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as out:
         writer = WARCWriter(out, gzip=True)
         for i in range(n_pages):

@@ -10,7 +10,7 @@ URLs of a deterministic selection of files.
 :class:`RetryingHttpStream` that survives what long downloads meet (503 "slow down"
 answers, connection resets, read timeouts, a response cut mid-body) by reconnecting
 with a ``Range`` request from the byte already read, so a reader sees one unbroken
-stream. Everything else goes through ``fsspec.open``.
+stream. Everything else goes through fsspec (:mod:`curation.storage`).
 """
 
 from __future__ import annotations
@@ -20,16 +20,15 @@ import hashlib
 import io
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib.util import find_spec
 from typing import BinaryIO, Literal
 
-import fsspec
 import httpx
 from datatrove.utils.logging import logger
 
 from curation.errors import UserError
+from curation.storage import open_binary, require_package
 from curation.http_retry import RetryPolicy, parse_retry_after_s, retryable_status
 
 CRAWL_NAME = re.compile(r"^CC-MAIN-\d{4}-\d{2}$")
@@ -40,10 +39,6 @@ CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(\d+|\*)")
 DOWNLOAD_RETRY = RetryPolicy(max_retries=8, backoff_base_s=1.0, backoff_max_s=60.0)
 # The listing is read in the driver before any work: a wrong address should fail in seconds, not minutes.
 LISTING_RETRY = RetryPolicy(max_retries=2, backoff_base_s=1.0, backoff_max_s=4.0)
-
-
-class MissingPackage(UserError, ImportError):
-    pass
 
 
 class ListingUnreadable(UserError, OSError):
@@ -97,12 +92,7 @@ def is_http(url: str) -> bool:
 
 
 def require_s3fs(url: str) -> None:
-    """fsspec's own message for a missing s3fs is vague; name the package and the way around it."""
-    if url.startswith("s3://") and find_spec("s3fs") is None:
-        raise MissingPackage(
-            f"reading {url} needs the s3fs package (pip install s3fs), "
-            f"or set commoncrawl.base_url to {DEFAULT_BASE_URL}"
-        )
+    require_package(url, f", or set commoncrawl.base_url to {DEFAULT_BASE_URL}")
 
 
 def read_listing(config: CommonCrawlConfig) -> list[str]:
@@ -146,12 +136,11 @@ def crawl_files(config: CommonCrawlConfig) -> list[str]:
     return [join_url(config.base_url, path) for path in selected]
 
 
-def open_input(path: str, retry: RetryPolicy = DOWNLOAD_RETRY, timeout_s: float = 60.0):
+def open_input(path: str, retry: RetryPolicy = DOWNLOAD_RETRY, timeout_s: float = 60.0, storage: Mapping | None = None):
     """A context manager yielding a binary stream: retrying over http(s), fsspec otherwise."""
     if is_http(path):
         return open_with_retries(path, retry=retry, timeout_s=timeout_s)
-    require_s3fs(path)
-    return fsspec.open(path, "rb")
+    return open_binary(path, storage)
 
 
 def open_with_retries(url: str, retry: RetryPolicy = DOWNLOAD_RETRY, timeout_s: float = 60.0) -> BinaryIO:

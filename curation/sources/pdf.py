@@ -53,13 +53,13 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from itertools import groupby
 
-import fsspec
 import pymupdf
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.readers.base import BaseReader
 
 from curation.documents import ERROR_DETAIL, ERROR_REASON
 from curation.sources.names import source_names
+from curation.storage import open_binary
 from curation.sources.ocr import OcrConfig, OcrFailed, OcrResult, PageOcr, open_ocr
 
 TEXT_FLAGS = pymupdf.TEXTFLAGS_TEXT & ~pymupdf.TEXT_PRESERVE_LIGATURES  # "ﬁ" -> "fi"
@@ -766,9 +766,10 @@ class PdfSource(BaseReader):
         paths: list[str],
         per_page: bool = False,
         ocr: OcrConfig | None = None,
-        domain: str = "papers",
+        domain: str | None = "papers",
         default_metadata: dict | None = None,
         names: Mapping[str, str] | None = None,
+        storage: Mapping | None = None,
     ):
         super().__init__(default_metadata=default_metadata)
         self.paths = list(paths)
@@ -776,6 +777,7 @@ class PdfSource(BaseReader):
         self.per_page = per_page
         self.ocr = ocr
         self.domain = domain
+        self.storage = dict(storage or {})
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         if data:
@@ -786,7 +788,7 @@ class PdfSource(BaseReader):
                 yield from self.read_file(path, engine)
 
     def read_file(self, path: str, engine: PageOcr | None) -> DocumentsPipeline:
-        with fsspec.open(path, "rb") as file:
+        with open_binary(path, self.storage) as file:
             data = file.read()
         with self.track_time():
             parts = extract_pdf(data, path, per_page=self.per_page, ocr=engine)

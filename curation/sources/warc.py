@@ -18,7 +18,6 @@ intake sends to the drop ledger, naming the file and the byte offset:
 
 import functools
 import io
-import json
 import re
 import zlib
 from collections.abc import Mapping
@@ -32,6 +31,7 @@ from curation.documents import ERROR_DETAIL, ERROR_REASON
 from curation.sources.commoncrawl import DownloadError, open_input
 from curation.sources.names import source_names
 from curation.sources.pdf import pdf_document_from_payload
+from curation.sources.sniff import looks_like_records, what_it_looks_like, wrong_kind
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 PDF_TYPE = "application/pdf"
@@ -42,38 +42,7 @@ HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_\-:.]+)", re.IGNOR
 GZIP_MAGIC = b"\x1f\x8b\x08"
 READ_BYTES = 1 << 20
 SNIFF_BYTES = 1 << 16
-ARC_LINE = re.compile(rb"^\S+://\S* \d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3} \d{14} ")
 TARGET_URI = re.compile(rb"WARC-Target-URI:\s*(\S+)")
-
-
-def looks_like_records(content: bytes) -> bool:
-    """Whether ``content`` starts as a WARC or ARC record does."""
-    start = content.lstrip(b"\r\n\t ")
-    return start.startswith((b"WARC/", b"filedesc://")) or bool(ARC_LINE.match(start))
-
-
-def what_it_looks_like(content: bytes) -> str:
-    """A few words on what a file that is no WARC seems to be, never quoting it."""
-    start = content.lstrip()
-    if not start:
-        return "an empty file"
-    if start.startswith(b"%PDF"):
-        return "a PDF"
-    if start[:2] == b"\x1f\x8b":
-        return "gzip data"
-    controls = sum(byte < 9 or 13 < byte < 32 for byte in start[:4096])
-    if controls > len(start[:4096]) // 20:
-        return "binary data"
-    first = start.split(b"\n", 1)[0].strip()
-    if first[:1] in (b"{", b"["):
-        try:
-            json.loads(first)
-            return "JSON lines"
-        except ValueError:
-            return "JSON"
-    if first[:1] == b"<":
-        return "HTML or XML"
-    return "plain text"
 
 
 def safe_problem(err: Exception) -> str:
@@ -264,14 +233,16 @@ class WarcSource(BaseReader):
         paths: list[str],
         max_record_bytes: int = 10 * 2**20,
         default_metadata: dict | None = None,
-        pdf_domain: str = "papers",
+        pdf_domain: str | None = "papers",
         names: Mapping[str, str] | None = None,
+        storage: Mapping | None = None,
     ):
         super().__init__(default_metadata=default_metadata)
         self.paths = list(paths)
         self.names = source_names(self.paths, names)
         self.max_record_bytes = max_record_bytes
         self.pdf_domain = pdf_domain
+        self.storage = dict(storage or {})
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         if data:
@@ -282,7 +253,7 @@ class WarcSource(BaseReader):
 
     def read_file(self, path: str) -> DocumentsPipeline:
         # a DownloadError (the network, not the file) fails the rank, so that a rerun retries it
-        with open_input(path) as stream:
+        with open_input(path, storage=self.storage) as stream:
             head = stream.read(SNIFF_BYTES)
             if head[:2] == b"\x1f\x8b":
                 yield from self.read_gzip_members(path, stream, head)
@@ -298,7 +269,7 @@ class WarcSource(BaseReader):
         """An uncompressed WARC/ARC: read with warcio up to its first unreadable record."""
         if not looks_like_records(head):
             named_gz = " (and not gzip though named .gz)" if head and urlsplit(path).path.endswith(".gz") else ""
-            yield self.not_a_warc(path, f"{path}: looks like {what_it_looks_like(head)}, not a WARC{named_gz}")
+            yield self.not_a_warc(path, wrong_kind(path, what_it_looks_like(head), "a WARC") + named_gz)
             return
         processed, end = 0, 0
         try:
@@ -329,7 +300,7 @@ class WarcSource(BaseReader):
             number += 1
             if number == 1 and member.state != "broken" and not looks_like_records(member.content[:SNIFF_BYTES]):
                 yield self.not_a_warc(
-                    path, f"{path}: gzip, but its content looks like {what_it_looks_like(member.content[:SNIFF_BYTES])}, not a WARC")
+                    path, wrong_kind(f"{path} (gzip)", what_it_looks_like(member.content[:SNIFF_BYTES]), "a WARC"))
                 return
             if member.state == "broken":
                 resume = members.next_member(pos)
@@ -393,7 +364,7 @@ class WarcSource(BaseReader):
         return Document(
             text="",
             id=self.located_id(path, offset),
-            metadata={"warc_file": path, "warc_offset": offset, ERROR_REASON: reason, ERROR_DETAIL: detail},
+            metadata={"warc_file": path, "warc_offset": offset, ERROR_REASON: reason, ERROR_DETAIL: detail} | (self.default_metadata or {}),
         )
 
     def record_document(self, record, path: str, records) -> Document | None:
@@ -443,7 +414,7 @@ class WarcSource(BaseReader):
             self.stat_update("pdf_documents")
             return pdf_document_from_payload(
                 payload, url, record_id, truncated, warc_file=path, warc_offset=offset,
-                default_metadata={"domain": self.pdf_domain, "warc_date": metadata["warc_date"]},
+                default_metadata=(self.default_metadata or {}) | {"domain": self.pdf_domain, "warc_date": metadata["warc_date"]},
             )
         charset = detect_charset(payload, content_type)
         if charset is None:

@@ -7,7 +7,6 @@ prints them; the tests assert the thresholds.
 
 from pathlib import Path
 
-
 from pipelines.run import RunDir
 from pipelines.sql import connect
 

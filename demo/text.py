@@ -1,4 +1,4 @@
-"""Offline text sources for the demo corpus (see ``pipelines.demo_corpus``).
+"""Offline text sources for the demo corpus (see ``demo.corpus``).
 
 Everything here is read at run time from packages installed in the virtualenv;
 no third-party text is stored in the repository and nothing is downloaded:
