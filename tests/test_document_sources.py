@@ -6,8 +6,13 @@ Each test is a real ingest (and filter) run on the session's 2-worker LocalClust
 
 import json
 
+import zstandard
+from datatrove.utils.logging import logger
+
+from curation.documents import ERROR_DETAIL, ERROR_REASON
+from curation.sources.document_files import FieldMapping, HfDatasetSource, JsonlSource, ParquetSource
 from pipelines.sql import query
-from tests.documents import PROSE, dolma_record, write_code_dump, write_dolma, write_qa_dataset
+from tests.documents import PROSE, dolma_record, varied_text, write_code_dump, write_dolma, write_qa_dataset
 from tests.test_runner import make_config, run, web_source
 from tests.warcs import write_pages_warc
 
@@ -57,7 +62,7 @@ def test_a_dolma_file_round_trips_its_fields(tmp_path, client):
     assert title == [("Valley 1",)]
 
 
-def test_bad_lines_and_files_of_another_kind_are_ledger_rows(tmp_path, client, capfd):
+def test_bad_lines_and_files_of_another_kind_are_ledger_rows(tmp_path, client):
     write_dolma(tmp_path / "docs" / "a.jsonl.gz", [dolma_record(i) for i in range(4)],
                 extra_lines=('{"id": "cut-off", "text": "The river', json.dumps({"id": "empty", "text": ""}),
                              json.dumps({"id": "code", "content": "print(1)"})))
@@ -82,7 +87,20 @@ def test_bad_lines_and_files_of_another_kind_are_ledger_rows(tmp_path, client, c
     assert drops["docs/d.jsonl"].startswith("not_jsonl: ") and "looks like plain text" in drops["docs/d.jsonl"]
     assert "looks like JSON lines, not a WARC: declare kind: jsonl" in drops["rows.warc.gz@0"]
     assert sql(config, "select count(*) from removed where source = 'docs'") == [(6,)]  # drops keep their source
-    assert "The river" not in capfd.readouterr().err  # never the file's content
+
+
+def test_a_drop_never_shows_the_files_content(tmp_path):
+    secret = "PATIENT-RECORD-7731"
+    logged: list[str] = []
+    sink = logger.add(lambda message: logged.append(str(message)))
+    write_dolma(tmp_path / "a.jsonl.gz", [dolma_record(0)], extra_lines=(f'{{"id": "x", "text": "{secret}',))
+    (tmp_path / "b.jsonl").write_text(f"{secret} is not JSON\n")
+    drops = [doc for doc in read_all(JsonlSource(FieldMapping("d", "wiki"), [str(tmp_path / "a.jsonl.gz"), str(tmp_path / "b.jsonl")]))
+             if ERROR_REASON in doc.metadata]
+    logger.remove(sink)
+    assert [doc.metadata[ERROR_REASON] for doc in drops] == ["bad_json", "not_jsonl"]
+    assert any("a.jsonl.gz: line 1: not JSON" in line for line in logged)  # warned, naming the file and line
+    assert not any(secret in line for line in logged) and not any(secret in doc.metadata[ERROR_DETAIL] for doc in drops)
 
 
 def test_a_trusted_source_skips_the_web_heuristics_but_not_language_id(tmp_path, client):
@@ -100,3 +118,29 @@ def test_a_trusted_source_skips_the_web_heuristics_but_not_language_id(tmp_path,
     kept = sql(config, "select source, string_agg(id, ',' order by id) from filter group by 1 order by 1")
     assert kept == [("strict", "strict/prose"), ("trusted", "trusted/log-0,trusted/log-1,trusted/log-2,trusted/prose")]
     assert sql(config, "select reason from removed where stage = 'filter' and id = 'trusted/fr'") == [("language/fr",)]
+
+
+def read_all(reader) -> list:
+    return [doc for rank in range(2) for doc in reader.run(rank=rank, world_size=2)]
+
+
+def test_a_parquet_file_without_the_text_column_is_one_row_naming_its_columns(tmp_path):
+    path = write_code_dump(tmp_path / "dump.parquet", 5)
+    [drop] = read_all(ParquetSource(FieldMapping("code", "code"), [str(path)]))  # text_key left at "text"
+    assert drop.metadata[ERROR_REASON] == "no_text_column"
+    assert drop.metadata[ERROR_DETAIL].endswith("no column 'text' for its 5 rows (columns: path, repo, license, content); set text_key")
+
+
+def test_zstd_lines_and_a_dataset_dict_split_are_read(tmp_path):
+    import datasets
+
+    lines = "\n".join(json.dumps(dolma_record(i, varied_text(i))) for i in range(4)).encode()
+    (tmp_path / "a.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(lines))
+    docs = read_all(JsonlSource(FieldMapping("z", "wiki"), [str(tmp_path / "a.jsonl.zst")]))
+    assert sorted(doc.id for doc in docs) == [f"z/doc-{i:04d}" for i in range(4)]
+    splits = {name: datasets.Dataset.from_dict({"text": [f"{name} {varied_text(i)}" for i in range(3)]}) for name in ("train", "test")}
+    datasets.DatasetDict(splits).save_to_disk(str(tmp_path / "qa"))
+    test = read_all(HfDatasetSource(FieldMapping("qa", "forum", id_key=None), [str(tmp_path / "qa")], split="test"))
+    assert sorted(doc.id for doc in test) == ["qa/qa#0", "qa/qa#1", "qa/qa#2"] and all(d.text.startswith("test ") for d in test)
+    [drop] = read_all(HfDatasetSource(FieldMapping("qa", "forum"), [str(tmp_path / "qa")], split="validation"))
+    assert drop.metadata[ERROR_DETAIL].endswith("no split 'validation' (splits: train, test); set split")
