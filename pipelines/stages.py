@@ -131,7 +131,7 @@ def source_files(source: SourceSection, index: int, run: RunDir) -> dict[str, st
     files = listed_files(source, index, run)
     if source.commoncrawl:
         crawl = CommonCrawlConfig(**source.commoncrawl.model_dump())
-        files |= stable_names((url, crawl.base_url) for url in crawl_files(crawl))
+        files |= stable_names((url, crawl.base_url) for url in crawl_files(crawl, source.storage.model_dump()))
     return files
 
 

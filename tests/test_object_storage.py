@@ -156,3 +156,21 @@ def test_a_run_in_s3_held_elsewhere_is_refused(tmp_path, store, s3_endpoint):
     upload_corpus(store, tmp_path / "corpus", n_files=1)
     result = curate("ingest", "-c", str(write_config(tmp_path, s3_settings(tmp_path, s3_endpoint))), cwd=tmp_path)
     assert result.returncode == 2 and "s3://team-runs/curate/t is in use by pid 4242 on gpu-node-7" in result.stderr
+
+
+def test_a_common_crawl_mirror_in_a_bucket_is_read_through_its_listing(tmp_path, store, s3_endpoint):
+    crawl = "CC-MAIN-2024-51"
+    paths = [f"crawl-data/{crawl}/segments/1/warc/part-{f:03d}.warc.gz" for f in range(3)]
+    for f, path in enumerate(paths):
+        write_pages_warc(tmp_path / "mirror" / path, 5, seed=f)
+    listing = tmp_path / "mirror" / "crawl-data" / crawl / "warc.paths.gz"
+    listing.write_bytes(__import__("gzip").compress("\n".join(paths).encode()))
+    store.put(str(tmp_path / "mirror") + "/", "team-data/cc/", recursive=True)
+    source = {"name": "cc", "kind": "warc", "domain": "web", "storage": {"endpoint_url": s3_endpoint},
+              "commoncrawl": {"crawl": crawl, "files": 2, "base_url": "s3://team-data/cc/"}}
+    data = settings(tmp_path, ingest={"sources": [source], "tasks": 2})
+    result = curate("ingest", "-c", str(write_config(tmp_path, data)), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    files = curate("sql", "-c", str(write_config(tmp_path, data)), "--format", "csv",
+                   "select count(distinct warc_file), count(*) from ingest", cwd=tmp_path)
+    assert files.stdout.splitlines()[1] == "2,10"

@@ -95,11 +95,11 @@ def require_s3fs(url: str) -> None:
     require_package(url, f", or set commoncrawl.base_url to {DEFAULT_BASE_URL}")
 
 
-def read_listing(config: CommonCrawlConfig) -> list[str]:
+def read_listing(config: CommonCrawlConfig, storage: Mapping | None = None) -> list[str]:
     """The bucket-relative paths in the crawl's ``<kind>.paths.gz``."""
     url = listing_url(config)
     try:
-        with open_input(url, retry=LISTING_RETRY, timeout_s=30.0) as stream:
+        with open_input(url, retry=LISTING_RETRY, timeout_s=30.0, storage=storage) as stream:
             text = gzip.decompress(stream.read()).decode("utf-8")
     except FileNotFoundError as err:
         raise ListingMissing(
@@ -129,10 +129,11 @@ def select_files(paths: list[str], files: int | Literal["all"], seed: int) -> li
     return sorted(sorted(pool, key=lambda path: sample_rank(seed, path))[:files])
 
 
-def crawl_files(config: CommonCrawlConfig) -> list[str]:
-    """URLs (or local paths, for a mirror folder) of the selected files, sorted."""
+def crawl_files(config: CommonCrawlConfig, storage: Mapping | None = None) -> list[str]:
+    """URLs (or local paths, for a mirror folder) of the selected files, sorted; ``storage``
+    says how to reach a bucket (curation.storage)."""
     require_s3fs(config.base_url)
-    selected = select_files(read_listing(config), config.files, config.shard_seed)
+    selected = select_files(read_listing(config, storage), config.files, config.shard_seed)
     return [join_url(config.base_url, path) for path in selected]
 
 
