@@ -60,7 +60,7 @@ sql: setup
 	$(CURATE) sql -c $(CONFIG) "$(Q)"
 
 bench: setup
-	for b in executor jsonl_ingest worker_memory dedup pdf contamination rephrase tokenize proxy; do $(BIN)/python -m bench.$$b || exit 1; done
+	for b in executor extract jsonl_ingest worker_memory dedup pdf contamination rephrase tokenize proxy; do $(BIN)/python -m bench.$$b || exit 1; done
 
 clean:
 	rm -rf runs

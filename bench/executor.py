@@ -1,6 +1,6 @@
 """Ingest throughput: datatrove's LocalPipelineExecutor against curate's Dask executor.
 
-Runs the same ingest pipeline (WARC -> intake -> trafilatura -> Parquet) over the demo
+Runs the same ingest pipeline (WARC -> intake -> HTML extraction -> Parquet) over the demo
 corpus under LocalPipelineExecutor and DaskPipelineExecutor, each at 1 and 2 workers,
 and prints docs/s and the ratios. Dask timings exclude the cluster start (a run starts
 its cluster once for all stages); the start is printed apart.

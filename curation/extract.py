@@ -1,4 +1,9 @@
-"""HTML to plain text with trafilatura, in datatrove's extraction sandbox.
+"""HTML to plain text with trafilatura or resiliparse, in datatrove's extraction sandbox.
+
+``engine`` picks the extractor: ``trafilatura`` (lxml, main-content heuristics with
+fallbacks) or ``resiliparse`` (``extract_plain_text(main_content=True)`` on Lexbor, over
+an order of magnitude faster; the options below were chosen with ``bench/extract.py``
+against the demo corpus' ground truth).
 
 The page's licence and opt-out signals are read from the HTML first (see
 ``curation.license``), since extraction drops the tags that carry them.
@@ -25,6 +30,33 @@ def describe(doc: Document) -> str:
     return where
 
 
+ENGINES = ("trafilatura", "resiliparse")
+
+# Page furniture resiliparse's main-content heuristics keep, named by generic selectors only
+# (no site's ids or classes): the <h1> title (trafilatura keeps it out of the text too),
+# HTML5 landmarks, and ``.meta`` post-metadata lines ("From X, the free encyclopedia").
+# On the demo's content pages they raise resiliparse's token F1 from 0.954 to 0.989 (trafilatura:
+# 0.988), line F1 from 0.846 to 0.964 (bench/extract.py); post_meta=False adds 0.007 more.
+RESILIPARSE_SKIP = ["h1", ".meta", "header", "footer", "nav", "aside"]
+RESILIPARSE_OPTIONS = {
+    "main_content": True,
+    "preserve_formatting": True,  # blocks on their own lines: line-based filters need them
+    "list_bullets": False,  # list items as plain lines, like trafilatura and the ground truth
+    "alt_texts": False,
+    "links": False,
+    "form_fields": False,
+    "noscript": False,
+    "post_meta": False,  # bylines, dates, votes
+    "skip_elements": RESILIPARSE_SKIP,
+}
+
+
+def resiliparse_text(html: str) -> str:
+    from resiliparse.extract.html2text import extract_plain_text
+
+    return extract_plain_text(html, **RESILIPARSE_OPTIONS)
+
+
 class HtmlExtractor(BaseExtractor):
     name = "⛏ trafilatura"
 
@@ -35,14 +67,21 @@ class HtmlExtractor(BaseExtractor):
         favor_precision: bool = False,
         include_tables: bool = True,
         deduplicate: bool = False,
+        engine: str = "trafilatura",
     ):
+        if engine not in ENGINES:
+            raise ValueError(f"unknown extraction engine {engine!r}; expected one of {', '.join(ENGINES)}")
+        self.name = f"⛏ {engine}"  # before the base class names the step's stats after it
         super().__init__(timeout)
         self.removed = removed
-        self.favor_precision = favor_precision
+        self.favor_precision = favor_precision  # favor_precision, include_tables, deduplicate: trafilatura only
         self.include_tables = include_tables
         self.deduplicate = deduplicate
+        self.engine = engine
 
     def extract(self, text: str) -> str:
+        if self.engine == "resiliparse":
+            return resiliparse_text(text)
         from trafilatura import extract
 
         return (

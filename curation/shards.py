@@ -24,6 +24,7 @@ from curation.atomic import temp_path
 from curation.documents import DETAIL, EXTRA, METADATA_SCHEMA, REASON
 
 REMOVED_DIR = "_removed"
+FILTER_DETAIL = "filter_detail"
 ROW_GROUP_ROWS = 2_000
 
 
@@ -181,6 +182,8 @@ class RemovedSink:
 
     def write(self, doc: Document, rank: int = 0, reason: str | None = None, detail: str | None = None) -> None:
         reason = safe_segment(reason or doc.metadata.pop("filter_reason", None) or "unspecified")
+        measured = doc.metadata.pop(FILTER_DETAIL, None)  # what a heuristic filter measured (curation.drop_details)
+        detail = detail or measured
         if reason in self._finished:
             raise RuntimeError(f"removed shard for reason {reason!r}, rank {rank} was already finished")
         if reason not in self._files:

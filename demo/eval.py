@@ -7,6 +7,8 @@ prints them; the tests assert the thresholds.
 
 from pathlib import Path
 
+from sklearn.metrics import roc_auc_score
+
 from pipelines.run import RunDir
 from pipelines.sql import connect
 
@@ -57,11 +59,25 @@ METRICS = {
 }
 
 
+# The quality model learns reference-likeness from the wiki dump; on the crawl, the ground truth's
+# encyclopedic pages (and their look-alikes) are what it should rank first.
+QUALITY_JUDGED = """
+    SELECT c.quality_score, g.kind IN ('wiki', 'hard_negative') AS reference_like
+    FROM classify c JOIN read_parquet('{ground_truth}') g ON g.doc_key = c.url
+    WHERE g.source = 'web' AND c.quality_score IS NOT NULL"""
+
+
 def demo_scores(run_dir: str | Path) -> dict[str, float]:
     run = RunDir(run_dir)
+    ground_truth = run.input_dir / "ground_truth.parquet"
     con = connect(run.path)
     try:
-        con.execute(FATE.format(ground_truth=run.input_dir / "ground_truth.parquet"))
-        return {name: float(con.execute(sql).fetchone()[0] or 0.0) for name, sql in METRICS.items()}
+        con.execute(FATE.format(ground_truth=ground_truth))
+        scores = {name: float(con.execute(sql).fetchone()[0] or 0.0) for name, sql in METRICS.items()}
+        if run.stage_dir("classify").is_dir():
+            judged = con.execute(QUALITY_JUDGED.format(ground_truth=ground_truth)).fetchall()
+            if judged and len({label for _, label in judged}) == 2:
+                scores["quality_roc_auc_vs_ground_truth"] = float(roc_auc_score([label for _, label in judged], [score for score, _ in judged]))
+        return scores
     finally:
         con.close()

@@ -145,15 +145,45 @@ def quality_model_path(config: PipelineConfig, run: RunDir) -> Path:
     params = quality_params(section)
     out = run.models_dir("quality")
     model = out / (QUALITY_MODEL if params.quantize else "quality.bin")
-    if reusable_model(model, report_path_for(model), lambda path: QualityScorer(path).model):
-        return model
-    positives = [r[0] for r in rows_from_sql(run, section.positives, "classify.quality.positives", 1)]
-    negatives = [r[0] for r in rows_from_sql(run, section.negatives, "classify.quality.negatives", 1)]
-    try:
-        train_quality(positives, negatives, out, params, seed=config.classify.seed)
-    except QualityDataError as err:
-        raise ConfigError(f"classify.quality.{err.examples}: the query returned {err}") from None
+    if not reusable_model(model, report_path_for(model), lambda path: QualityScorer(path).model):
+        examples = {}
+        for key in ("positives", "negatives"):
+            examples[key] = [r[0] for r in rows_from_sql(run, getattr(section, key), f"classify.quality.{key}", 1)]
+            if len(examples[key]) < section.min_examples:
+                raise ConfigError(
+                    f"classify.quality.{key}: the query returned {len(examples[key])} examples, fewer than "
+                    f"min_examples ({section.min_examples}): widen the query or name a larger reference source"
+                )
+        try:
+            train_quality(examples["positives"], examples["negatives"], out, params, seed=config.classify.seed)
+        except QualityDataError as err:
+            raise ConfigError(f"classify.quality.{err.examples}: the query returned {err}") from None
+    weak = quality_weakness(section, read_json(report_path_for(model)))
+    if weak and not section.allow_weak:
+        raise ConfigError(f"classify.quality: {weak}: add examples or sharpen the queries, or set classify.quality.allow_weak: true to use it anyway")
+    if weak:
+        logger.warning("classify.quality: %s; used because allow_weak is set", weak)
     return model
+
+
+def quality_weakness(section: QualityClassifierSection, report: dict) -> str | None:
+    """Why the trained quality model is too weak to use (held-out ROC-AUC under the floor), or None."""
+    heldout = report.get("heldout", {})
+    roc_auc = heldout.get("roc_auc")
+    if roc_auc is None or roc_auc >= section.min_roc_auc:
+        return None
+    size = sum(report.get("data", {}).get("heldout", {}).values())
+    return f"the model is weak: held-out ROC-AUC {roc_auc:.3f} < min_roc_auc {section.min_roc_auc} on {size} held-out examples"
+
+
+def classify_report(config: PipelineConfig, run: RunDir) -> dict:
+    """After the stage: contamination found, and a warning for a weak model used on purpose."""
+    facts = contamination_report(config, run)
+    section = config.classify.quality
+    weak = quality_weakness(section, read_json(report_path_for(quality_model_path(config, run)))) if section else None
+    if weak:
+        facts |= {"warnings": [f"quality model used although {weak.removeprefix('the model is ')}"], "note": f"WARNING: quality {weak}"}
+    return facts
 
 
 def domain_model_path(config: PipelineConfig, run: RunDir) -> Path:
@@ -164,12 +194,39 @@ def domain_model_path(config: PipelineConfig, run: RunDir) -> Path:
     model = out / DOMAIN_MODEL
     if reusable_model(model, model.with_name("domain.json"), lambda path: DomainClassifier(path).model):
         return model
-    rows = rows_from_sql(run, section.training, "classify.domain.training", 2)
+    query = section.training or weak_label_sql(section, config.classify.seed)
+    key = "classify.domain.training" if section.training else "classify.domain.url_rules"
+    rows = rows_from_sql(run, query, key, 2)
     try:
         train_domain([r[0] for r in rows], [str(r[1]) for r in rows], out, params, seed=config.classify.seed)
     except DomainDataError as err:
-        raise ConfigError(f"classify.domain.training: the query returned {err}") from None
+        raise ConfigError(f"{key}: the query returned {err}") from None
     return model
+
+
+HOST = r"regexp_replace(lower(regexp_extract(url, '^[A-Za-z][A-Za-z0-9+.-]*://([^/:?#]+)', 1)), '^www\.', '')"
+
+
+def sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def weak_label_sql(section: DomainClassifierSection, seed: int) -> str:
+    """Training examples without ground truth: documents whose source declared their domain, and
+    crawled pages whose URL host matches a rule (the first rule that matches), at most
+    ``max_per_label`` a domain, a seeded sample; a domain with fewer than ``min_per_label`` is
+    left out (the classifier never predicts it)."""
+    unassigned = ", ".join(sql_literal(domain) for domain in section.unassigned) or "NULL"
+    rules = " ".join(f"WHEN {HOST} GLOB {sql_literal(glob)} THEN {sql_literal(domain)}" for glob, domain in section.url_rules.items())
+    by_rule = f"CASE {rules} END" if rules else "NULL"
+    return f"""
+        SELECT text, label FROM (
+            SELECT text, label, row_number() OVER (PARTITION BY label ORDER BY hash(id || {sql_literal(str(seed))})) AS n,
+                   count(*) OVER (PARTITION BY label) AS examples
+            FROM (SELECT id, text, CASE WHEN domain IS NOT NULL AND domain NOT IN ({unassigned}) THEN domain
+                                        WHEN url IS NOT NULL THEN {by_rule} END AS label FROM dedup)
+            WHERE label IS NOT NULL)
+        WHERE n <= {section.max_per_label} AND examples >= {section.min_per_label} ORDER BY label, n"""
 
 
 def train_classifiers(config: PipelineConfig, run: RunDir) -> list[Path]:

@@ -71,8 +71,11 @@ class DemoDataSection(Section):
 
 
 class ExtractSection(Section):
+    # HTML to text. resiliparse: ~15x trafilatura's docs/s at the same token F1 on the demo
+    # ground truth (bench/extract.py); trafilatura: the slower reference
+    engine: Literal["trafilatura", "resiliparse"] = "resiliparse"
     timeout_s: Annotated[float, Field(gt=0)] = 5.0
-    favor_precision: bool = False
+    favor_precision: bool = False  # favor_precision, include_tables: trafilatura only
     include_tables: bool = True
 
 
@@ -269,10 +272,14 @@ class DedupSection(Section):
 
 
 class QualityClassifierSection(Section):
-    """fastText quality classifier; training sets are SQL over the run's views (or files), DCLM-style."""
+    """fastText quality classifier; training sets are SQL over the run's views (or files), DCLM-style:
+    positives from a reference source the team names, negatives a random sample of the crawl."""
 
-    positives: str  # SQL with a `text` column, e.g. reference-quality pages
-    negatives: str  # e.g. a random sample of the crawl
+    positives: str  # SQL with a `text` column, e.g. select text from dedup where source = 'wiki'
+    negatives: str  # e.g. select text from dedup where source = 'cc' using sample reservoir(5000 rows) repeatable (1)
+    min_examples: Annotated[int, Field(ge=5)] = 30  # per class, below which training is refused
+    min_roc_auc: Annotated[float, Field(ge=0, le=1)] = 0.8  # held-out floor; a weaker model is refused
+    allow_weak: bool = False  # use a model under the floor anyway, with a warning in the manifest and summary
     params: dict[str, Any] = {}  # classifiers.quality.QualityParams
     keep: Literal["annotate", "threshold", "top_fraction"] = "annotate"
     threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
@@ -280,10 +287,25 @@ class QualityClassifierSection(Section):
     sample: Annotated[int, Field(ge=10)] = 5000  # documents scored to find the top-fraction cut-off
 
 
-class DomainClassifierSection(Section):
-    """scikit-learn domain classifier; fills `domain` where the source does not say it."""
+DEFAULT_URL_RULES = {  # host glob -> domain: weak labels for crawled pages
+    "github.com": "code", "gitlab.com": "code", "bitbucket.org": "code",
+    "stackoverflow.com": "forum", "*.stackexchange.com": "forum", "superuser.com": "forum", "serverfault.com": "forum",
+    "*.wikipedia.org": "wiki", "*.wikibooks.org": "wiki",
+    "arxiv.org": "papers", "*.biorxiv.org": "papers", "aclanthology.org": "papers",
+    "docs.*": "docs", "*.readthedocs.io": "docs", "developer.mozilla.org": "docs",
+}
 
-    training: str  # SQL with `text` and `label` columns
+
+class DomainClassifierSection(Section):
+    """scikit-learn domain classifier; fills `domain` where the source does not say it.
+
+    Without ``training`` SQL it learns from weak labels: documents of sources that declare their
+    domain, and crawled pages whose URL host matches one of ``url_rules`` (host glob -> domain)."""
+
+    training: str | None = None  # SQL with `text` and `label` columns; none: weak labels (below)
+    url_rules: dict[str, str] = DEFAULT_URL_RULES
+    max_per_label: Annotated[int, Field(ge=10)] = 5000  # weak-labelled examples kept per domain (a seeded sample)
+    min_per_label: Annotated[int, Field(ge=2)] = 30  # a domain with fewer weak-labelled examples is not learnt
     params: dict[str, Any] = {}  # classifiers.domain.DomainParams
     unassigned: list[str] = ["web", "unknown"]  # domains the classifier may overwrite
     min_probability: Annotated[float, Field(ge=0, le=1)] | None = None

@@ -22,7 +22,7 @@ from distributed import Client, LocalCluster, as_completed
 
 from curation.errors import UserError
 
-# The HTML extractor runs trafilatura in a child process; daemonic processes may not
+# The HTML extractor runs in a child process; daemonic processes may not
 # have children, so Dask worker processes must not be daemonic.
 WORKER_ENV = {"DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
 
@@ -47,7 +47,7 @@ class RunFolderUnseen(UserError):
 def warm_worker() -> None:
     """Imports what every stage's tasks need, once per worker, when the cluster starts:
     a run reuses its cluster across stages, so no stage pays for the imports."""
-    for module in ("trafilatura", "pipelines.stages"):  # the extractor's child process forks with trafilatura loaded
+    for module in ("resiliparse.extract.html2text", "trafilatura", "pipelines.stages"):  # the extractor's child forks with them loaded
         importlib.import_module(module)
 
 

@@ -25,7 +25,7 @@ from curation.shards import safe_segment
 from curation.storage import is_url, remote_fingerprint
 
 PACKAGES = (
-    "curate", "datatrove", "dask", "distributed", "duckdb", "pyarrow", "trafilatura",
+    "curate", "datatrove", "dask", "distributed", "duckdb", "pyarrow", "resiliparse", "trafilatura",
     "warcio", "pymupdf", "spacy", "scikit-learn", "fasttext-numpy2-wheel", "tokenizers", "torch",
 )
 HASHED_INPUT_BYTES = 256 * 2**20

@@ -13,6 +13,7 @@ from datatrove.pipeline.dedup.minhash import MinhashConfig
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
 from curation.dedup import DedupFilter, DocumentIndex, DuplicateClusters
+from curation.drop_details import Measured
 from curation.extract import HtmlExtractor
 from curation.filters import HEURISTIC_FILTERS, ForSources, LanguageIdFilter, OfflineUrlFilter, ProseOnly
 from curation.errors import UserError
@@ -30,7 +31,7 @@ from curation.rephrase.step import SYNTHETIC_COUNTER, FixedStyles, QualityRoutin
 from curation.sources.warc import WarcSource
 from curation.storage import expand, files_under
 from curation.tokenize import DomainTokenizer
-from pipelines.classify import classifier_steps, contamination_report, contamination_step
+from pipelines.classify import classifier_steps, classify_report, contamination_step
 from pipelines.export import EXPORT_READS, run_export
 from pipelines.ledger import summed_stats
 from pipelines.tokens import TOKENIZE_READS, prepare_tokenizer, token_counts
@@ -210,6 +211,7 @@ def plan_ingest(config: PipelineConfig, run: RunDir) -> StagePlan:
             timeout=section.extract.timeout_s,
             favor_precision=section.extract.favor_precision,
             include_tables=section.extract.include_tables,
+            engine=section.extract.engine,
         ),
         ShardWriter(stage_dir),
     ]
@@ -269,7 +271,7 @@ def plan_filter(config: PipelineConfig, run: RunDir) -> StagePlan:
 
 def heuristic_maker(filter_class: type, heuristic) -> Callable:
     def make(writer):
-        inner = filter_class(exclusion_writer=writer, **heuristic.params)
+        inner = Measured(filter_class(exclusion_writer=writer, **heuristic.params), exclusion_writer=writer)
         return ProseOnly(inner, exclusion_writer=writer) if heuristic.prose_only else inner
 
     return make
@@ -429,7 +431,7 @@ STAGES: dict[str, Stage] = {
         Stage("filter", ("filter", "ingest.sources"), ("ingest",), "URL, license, language and Gopher/C4/FineWeb heuristics", plan=plan_filter),
         Stage("dedup", ("dedup",), ("filter",), "exact and MinHash near-duplicate removal", plan=plan_dedup),
         Stage("classify", ("classify",), ("dedup",), "domain (scikit-learn), quality (fastText) and benchmark contamination",
-              plan=plan_classify, describe=contamination_report, inputs=benchmark_inputs),
+              plan=plan_classify, describe=classify_report, inputs=benchmark_inputs),
         Stage("rephrase", ("rephrase", "run.seed", "classify.contamination"), (REPHRASE_READS,),
               "synthetic rewrites through an OpenAI-compatible LLM endpoint", plan=plan_rephrase, inputs=rephrase_inputs,
               describe=request_report),

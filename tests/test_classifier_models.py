@@ -6,15 +6,20 @@ second or two; fastText and scikit-learn run for real.
 
 import logging
 import random
+import shutil
+
+import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from datatrove.data import Document
 
 from classifiers.domain import DomainClassifier
 from classifiers.quality import QualityScorer
+from curation.shards import ShardWriter
 from curation.errors import UserError
-from pipelines.classify import check_classifier_params, domain_model_path, quality_model_path
+from pipelines.classify import check_classifier_params, classify_report, domain_model_path, quality_model_path
 from pipelines.config import ConfigError, parse_config
 from pipelines.run import RunDir
 
@@ -109,10 +114,32 @@ def test_a_one_label_domain_query_names_the_key(run):
 
 
 def test_too_few_quality_examples_name_the_query(run):
-    config = config_for(run, quality={"negatives": f"select text from {EXAMPLES} where label = 'spam' limit 3"})
-    with pytest.raises(ConfigError, match=r"^classify\.quality\.negatives: the query returned 3 negatives, too few: "):
+    config = config_for(run, quality={"negatives": f"select text from {EXAMPLES} where label = 'spam' limit 12"})
+    with pytest.raises(ConfigError, match=r"^classify\.quality\.negatives: the query returned 12 examples, fewer than min_examples \(30\)"):
         quality_model_path(config, run)
     assert not (run.stage_dir("classify") / "_models" / "quality" / "quality.ftz").exists()
+    held_out = {"negatives": f"select text from {EXAMPLES} where label = 'spam' limit 6", "min_examples": 5,
+                "params": QUALITY["params"] | {"heldout_fraction": 0.1}}  # 6 is enough for the floor, not to hold 1 in 10 out
+    with pytest.raises(ConfigError, match=r"^classify\.quality\.negatives: the query returned 6 negatives, too few: "):
+        quality_model_path(config_for(run, quality=held_out), run)
+
+
+def test_a_weak_quality_model_is_refused_unless_allowed_and_then_flagged(run, caplog):
+    # half the negatives are positives too: no model ranks every held-out positive first
+    same = {"negatives": f"(select text from {EXAMPLES} where label = 'wiki' limit 20) union all "
+                         f"(select text from {EXAMPLES} where label = 'spam' limit 20)", "min_roc_auc": 0.99}
+    with pytest.raises(ConfigError) as caught:
+        quality_model_path(config_for(run, quality=same), run)
+    assert str(caught.value).startswith("classify.quality: the model is weak: held-out ROC-AUC 0.")
+    assert "< min_roc_auc 0.99 on 16 held-out examples" in str(caught.value) and "allow_weak: true" in str(caught.value)
+    allowed = config_for(run, quality=same | {"allow_weak": True})
+    with caplog.at_level(logging.WARNING, logger="pipelines.classify"):
+        assert quality_model_path(allowed, run).exists()  # the model trained above, reused
+    assert any("used because allow_weak is set" in note for note in retraining_notes(caplog))
+    report = classify_report(allowed, run)
+    assert report["note"].startswith("WARNING: quality the model is weak") and report["warnings"]
+    shutil.rmtree(run.models_dir("quality"))
+    assert classify_report(config_for(run), run) == {}  # a sound model (trained anew): nothing to say
 
 
 @pytest.mark.parametrize(
@@ -142,3 +169,26 @@ def test_classifier_params_problems_name_the_key(run, quality, domain, message):
 
 def test_valid_classifier_params_pass(run):
     check_classifier_params(config_for(run, quality={"params": {"quantize": False, "word_ngrams": 1}}))
+
+
+def test_domain_labels_without_ground_truth_come_from_declared_sources_and_url_rules(run):
+    rng = random.Random(1)
+    declared = [Document(text=" ".join(rng.choices(VOCABULARIES["wiki"], k=30)), id=f"dump/{i}",
+                         metadata={"source": "dump", "domain": "wiki"}) for i in range(40)]
+    hosts = ["https://forum.example.stackexchange.com/q/", "https://www.github.com/org/repo/", "https://blog.example.net/", "https://other.org/"]
+    crawled = [Document(text=" ".join(rng.choices(VOCABULARIES["spam"], k=30)), id=f"web/{i}",
+                        metadata={"source": "crawl", "domain": "web", "url": f"{hosts[i % 4]}{i}"}) for i in range(120)]
+    list(ShardWriter(run.stage_dir("dedup")).run(iter(declared + crawled)))
+    rules = {"*.stackexchange.com": "forum", "github.com": "code", "blog.*": "blog"}
+
+    def weakly_labelled(**settings):
+        domain = {"params": {"n_features": 1024}, "url_rules": rules} | settings
+        return parse_config({"run": {"root": str(run.path.parent), "name": run.path.name}, "classify": {"domain": domain}})
+
+    report = json.loads(domain_model_path(weakly_labelled(max_per_label=25, min_per_label=20), run).with_name("domain.json").read_text())
+    # wiki from the source that declares it (40), forum / code / blog by host rule (30 each, www. ignored),
+    # other.org matches no rule; each sampled down to 25
+    assert report["data"]["labels"] == {"blog": 25, "code": 25, "forum": 25, "wiki": 25}
+    shutil.rmtree(run.models_dir("domain"))
+    with pytest.raises(ConfigError, match=r"^classify\.domain\.url_rules: the query returned only label 'wiki'"):
+        domain_model_path(weakly_labelled(min_per_label=35), run)  # only the declared domain has 35 examples
