@@ -37,6 +37,7 @@ from datatrove.utils.logging import logger
 
 from curation.documents import DETAIL, ERROR_DETAIL, ERROR_REASON, EXTRA, METADATA_SCHEMA, REASON
 from curation.sources.names import source_names
+from curation.sources.sharding import FilesByRank
 from curation.sources.sniff import GZIP_MAGIC, PARQUET_MAGIC, ZSTD_MAGIC, content_head, describe, wrong_kind
 from curation.storage import filesystem, fsspec_options, is_url, open_binary
 
@@ -65,7 +66,7 @@ class FieldMapping:
         return [name for name in dict.fromkeys(wanted) if name in available]
 
 
-class DocumentFileReading:
+class DocumentFileReading(FilesByRank):
     """What the three readers share: records to documents, drops, and each rank's files."""
 
     expected = "a document file"
@@ -112,14 +113,6 @@ class DocumentFileReading:
         document = Document(text=text, id=doc_id, metadata=metadata | self.located(source_file, id_in_file))
         self.update_doc_stats(document)
         return document
-
-    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        """Rank r of n reads every n-th file."""
-        if data:
-            yield from data
-        for path in self.paths[rank::world_size]:
-            self.stat_update("input_files")
-            yield from self.read_file(path)
 
     def read_file(self, filepath: str) -> DocumentsPipeline:
         with open_binary(filepath, self.storage) as raw:

@@ -31,6 +31,7 @@ from curation.documents import ERROR_DETAIL, ERROR_REASON
 from curation.sources.commoncrawl import DownloadError, open_input
 from curation.sources.names import source_names
 from curation.sources.pdf import pdf_document_from_payload
+from curation.sources.sharding import FilesByRank
 from curation.sources.sniff import looks_like_records, what_it_looks_like, wrong_kind
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -214,7 +215,7 @@ class _MemberOffsets:
         return self.start
 
 
-class WarcSource(BaseReader):
+class WarcSource(FilesByRank, BaseReader):
     """Reads WARC, WARC.gz and ARC files; rank r of n reads every n-th file of ``paths``.
 
     A document's id is its record's ``WARC-Record-ID``: the crawler made it unique
@@ -243,13 +244,6 @@ class WarcSource(BaseReader):
         self.max_record_bytes = max_record_bytes
         self.pdf_domain = pdf_domain
         self.storage = dict(storage or {})
-
-    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        if data:
-            yield from data
-        for path in self.paths[rank::world_size]:
-            self.stat_update("input_files")
-            yield from self.read_file(path)
 
     def read_file(self, path: str) -> DocumentsPipeline:
         # a DownloadError (the network, not the file) fails the rank, so that a rerun retries it
