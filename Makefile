@@ -22,7 +22,13 @@ $(STAMP): pyproject.toml Makefile
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && apt-get install -y -qq tesseract-ocr tesseract-ocr-eng >/dev/null; \
 	  else \
-	    echo "tesseract is missing: install Debian's tesseract-ocr and tesseract-ocr-eng (sudo apt-get install tesseract-ocr tesseract-ocr-eng), or set ingest.pdf.ocr.engine to off or vlm" >&2; exit 1; \
+	    echo "tesseract is missing: install Debian's tesseract-ocr and tesseract-ocr-eng (sudo apt-get install tesseract-ocr tesseract-ocr-eng), or set the pdf sources' ocr.engine to off or vlm" >&2; exit 1; \
+	  fi; }
+	@test -d /usr/share/doc/python3-dev/html || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y -qq python3-doc >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-doc >/dev/null; } || echo "python3-doc could not be installed: bench.technical_pages needs it" >&2; \
+	  else \
+	    echo "note: bench.technical_pages reads Debian's python3-doc (sudo apt-get install python3-doc)" >&2; \
 	  fi; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
