@@ -139,12 +139,17 @@ def one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
 
 
+def quality_model_file(config: PipelineConfig, run: RunDir) -> Path:
+    """Where the quality model is kept (``.ftz`` when quantized)."""
+    return run.models_dir("quality") / (QUALITY_MODEL if quality_params(config.classify.quality).quantize else "quality.bin")
+
+
 def quality_model_path(config: PipelineConfig, run: RunDir) -> Path:
     """The quality model, checked in the driver (see ``reusable_model``); trained first when missing or damaged."""
     section = config.classify.quality
     params = quality_params(section)
     out = run.models_dir("quality")
-    model = out / (QUALITY_MODEL if params.quantize else "quality.bin")
+    model = quality_model_file(config, run)
     if not reusable_model(model, report_path_for(model), lambda path: QualityScorer(path).model):
         examples = {}
         for key in ("positives", "negatives"):
@@ -180,7 +185,7 @@ def classify_report(config: PipelineConfig, run: RunDir) -> dict:
     """After the stage: contamination found, and a warning for a weak model used on purpose."""
     facts = contamination_report(config, run)
     section = config.classify.quality
-    weak = quality_weakness(section, read_json(report_path_for(quality_model_path(config, run)))) if section else None
+    weak = quality_weakness(section, read_json(report_path_for(quality_model_file(config, run)))) if section else None
     if weak:
         facts |= {"warnings": [f"quality model used although {weak.removeprefix('the model is ')}"], "note": f"WARNING: quality {weak}"}
     return facts
