@@ -26,9 +26,9 @@ $(STAMP): pyproject.toml Makefile
 	  fi; }
 	@test -d /usr/share/doc/python3-dev/html || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get install -y -qq python3-doc >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-doc >/dev/null; } || echo "python3-doc could not be installed: bench.technical_pages needs it" >&2; \
+	    apt-get install -y -qq python3-doc >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-doc >/dev/null; } || echo "python3-doc could not be installed: tests/test_technical_pages.py and bench.technical_pages need it" >&2; \
 	  else \
-	    echo "note: bench.technical_pages reads Debian's python3-doc (sudo apt-get install python3-doc)" >&2; \
+	    echo "note: tests/test_technical_pages.py and bench.technical_pages read Debian's python3-doc (sudo apt-get install python3-doc)" >&2; \
 	  fi; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -66,7 +66,7 @@ sql: setup
 	$(CURATE) sql -c $(CONFIG) "$(Q)"
 
 bench: setup
-	for b in executor extract jsonl_ingest worker_memory dedup pdf contamination rephrase tokenize proxy; do $(BIN)/python -m bench.$$b || exit 1; done
+	for b in executor extract jsonl_ingest technical_pages rank_fixed_cost worker_memory dedup pdf contamination rephrase tokenize proxy; do $(BIN)/python -m bench.$$b || exit 1; done
 
 clean:
 	rm -rf runs

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from curation.documents import ERROR_REASON
+from curation.drops import marked
 from curation.extract import ENGINES, HtmlExtractor
 from curation.sources.warc import HTML_TYPES, WarcSource
 from demo import write_demo_corpus
@@ -63,7 +63,7 @@ def html_pages(corpus: Path) -> list[tuple[str, str, dict]]:
         filters=[("source", "=", "web")]).to_pylist()}
     reader = WarcSource(sorted(str(p) for p in (corpus / "warc").glob("*.warc.gz")))
     pages = [(doc.metadata["url"], doc.text, truth[doc.metadata["url"]]) for doc in reader.run()
-             if doc.metadata.get("content_type") in HTML_TYPES and ERROR_REASON not in doc.metadata]
+             if doc.metadata.get("content_type") in HTML_TYPES and marked(doc) is None]
     if len(pages) != len(truth):
         raise SystemExit(f"read {len(pages)} HTML pages, the ground truth has {len(truth)}")
     return pages

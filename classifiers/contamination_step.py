@@ -32,12 +32,14 @@ from classifiers.contamination import (
     tokenize,
     validate_threshold,
 )
+from curation.drops import Drop
+from curation.process_cache import per_process
 from curation.shards import RemovedSink
 
 CONTAMINATION = "contamination"  # the metadata key, and so the shards' column (curation.documents)
 ACTIONS = ("drop", "redact", "annotate")
-REASON_PREFIX = "contamination"
-REDACTED_EMPTY = f"{REASON_PREFIX}/redacted_empty"
+DROP_STEP = "contamination"  # drops are filed as contamination/<benchmark> or contamination/redacted_empty
+REDACTED_EMPTY = "redacted_empty"
 DEFAULT_MIN_WORDS_AFTER_REDACTION = 50
 DETAIL_MATCHES = 10  # matches named in a drop's detail; the column holds them all
 
@@ -100,16 +102,7 @@ def _file_sha256(path: Path) -> str:
         raise BenchmarkFileError(f"{path}: cannot read benchmark file: {exc}") from exc
 
 
-def load_index(path: str | Path) -> ContaminationIndex:
-    """The index at ``path``, read once per process (and again if the file is replaced)."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    return _load_index(path, stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=2)
-def _load_index(path: Path, mtime_ns: int, size: int) -> ContaminationIndex:
-    return ContaminationIndex.load(path)
+load_index = per_process(ContaminationIndex.load, keep=2)  # read once per process, again if the file is replaced
 
 
 # --- the step ------------------------------------------------------------------------
@@ -189,7 +182,7 @@ class ContaminationStep(PipelineStep):
         self.stat_update("contaminated", *{f"contaminated_{match.benchmark}" for match in matches})
         doc.metadata[CONTAMINATION] = matches_to_json(matches)
         if self.action == "drop":
-            self.removed.write(doc, rank, reason=drop_reason(matches), detail=describe_matches(matches))
+            self.removed.write(doc, rank, Drop(DROP_STEP, strongest(matches).benchmark, describe_matches(matches)))
             self.stat_update("dropped")
             return False
         if self.action == "redact":
@@ -200,7 +193,7 @@ class ContaminationStep(PipelineStep):
         words_left = len(tokenize(text))
         if words_left < self.min_words_after_redaction:
             detail = f"{words_left} words left after redaction (< {self.min_words_after_redaction}); "
-            self.removed.write(doc, rank, reason=REDACTED_EMPTY, detail=detail + describe_matches(matches))
+            self.removed.write(doc, rank, Drop(DROP_STEP, REDACTED_EMPTY, detail + describe_matches(matches)))
             self.stat_update("dropped_redacted_empty")
             return False
         doc.text = text
@@ -211,10 +204,6 @@ class ContaminationStep(PipelineStep):
 def strongest(matches: Sequence[ItemMatch]) -> ItemMatch:
     """The match with the highest fraction (exact or masked); the first of them on a tie."""
     return max(matches, key=lambda match: match.strength)
-
-
-def drop_reason(matches: Sequence[ItemMatch]) -> str:
-    return f"{REASON_PREFIX}/{strongest(matches).benchmark}"
 
 
 def describe_matches(matches: Sequence[ItemMatch]) -> str:

@@ -54,6 +54,7 @@ from classifiers.reports import (
 from classifiers.text import DEFAULT_MAX_WORDS, normalize_texts
 from curation.atomic import atomic_path
 from curation.errors import UserError
+from curation.process_cache import per_process
 
 MODEL_FILE = "domain.joblib"
 REPORT_FILE = "domain.json"
@@ -174,8 +175,11 @@ def train_domain(
     out_dir: str | Path,
     params: DomainParams = DomainParams(),
     seed: int = 0,
+    origins: Sequence[str] | None = None,
 ) -> DomainReport:
-    """Trains the domain model on a seeded stratified split and reports on the held-out part."""
+    """Trains the domain model on a seeded stratified split and reports on the held-out part;
+    with ``origins`` (where each label came from, e.g. ``source`` or ``url_rule``), also the
+    held-out agreement with the labels of each origin."""
     _check_training_labels(texts, labels, params)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -187,6 +191,8 @@ def train_domain(
     truth = [labels[i] for i in heldout]
     predicted = model.predict([texts[i] for i in heldout]).tolist()
     metrics = multiclass_metrics(truth, predicted, labels=[str(label) for label in model.classes_])
+    if origins is not None:
+        metrics["agreement_by_origin"] = agreement_by_origin([origins[i] for i in heldout], truth, predicted)
 
     model_path = out_dir / MODEL_FILE
     with atomic_path(model_path) as saving:
@@ -214,6 +220,14 @@ def train_domain(
     return report
 
 
+def agreement_by_origin(origins: Sequence[str], truth: Sequence[str], predicted: Sequence[str]) -> dict:
+    """Per origin of the labels: how many held-out examples, and the share the model agrees with."""
+    agreed: dict[str, list[bool]] = {}
+    for origin, label, guess in zip(origins, truth, predicted):
+        agreed.setdefault(origin, []).append(label == guess)
+    return {origin: {"examples": len(hits), "agreement": round(sum(hits) / len(hits), 4)} for origin, hits in sorted(agreed.items())}
+
+
 def _check_training_labels(texts: Sequence[str], labels: Sequence[str], params: DomainParams) -> None:
     """Messages read on from "the query returned ..." (the pipeline names its training query)."""
     if len(texts) != len(labels):
@@ -233,21 +247,18 @@ def _check_training_labels(texts: Sequence[str], labels: Sequence[str], params: 
         )
 
 
+load_domain_model = per_process(joblib.load)
+
+
 class DomainClassifier:
-    """The saved domain model, loaded on first use in the process that applies it, and not pickled."""
+    """The saved domain model, loaded on first use once per process that applies it (not pickled)."""
 
     def __init__(self, model_path: str | Path):
         self.model_path = Path(model_path)
-        self._model = None
-
-    def __getstate__(self):
-        return {**self.__dict__, "_model": None}
 
     @property
     def model(self) -> Pipeline:
-        if self._model is None:
-            self._model = joblib.load(self.model_path)
-        return self._model
+        return load_domain_model(self.model_path)
 
     @property
     def labels(self) -> list[str]:

@@ -30,7 +30,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,14 +47,16 @@ from classifiers.reports import (
 )
 from classifiers.text import DEFAULT_MAX_WORDS, normalize_text
 from curation.atomic import atomic_path
+from curation.drops import Drop
 from curation.errors import UserError
+from curation.filters import fasttext_model
 from curation.shards import RemovedSink
 
 POSITIVE = "__label__hq"
 NEGATIVE = "__label__lq"
 REPORT_FILE = "quality.json"
 QUALITY_SCORE = "quality_score"
-DROP_REASON = "quality/below_threshold"
+BELOW_THRESHOLD = Drop("quality", "below_threshold")  # filed as quality/below_threshold, with the score as detail
 
 
 @dataclass(frozen=True)
@@ -285,7 +287,7 @@ class QualityScorer:
     """P(hq) of a text under a trained model, normalized as it was for training.
 
     ``max_words`` defaults to the value in the report next to the model. The model is
-    loaded on first use, in the process that scores (a Dask worker), and is not pickled.
+    loaded on first use, once per process that scores (a Dask worker), and is not pickled.
     """
 
     def __init__(self, model_path: str | Path, max_words: int | None = None):
@@ -293,18 +295,10 @@ class QualityScorer:
         if max_words is None:
             max_words = read_json(report_path_for(self.model_path))["normalization"]["max_words"]
         self.max_words = max_words
-        self._model = None
-
-    def __getstate__(self):
-        return {**self.__dict__, "_model": None}
 
     @property
     def model(self):
-        if self._model is None:
-            from fasttext.FastText import _FastText
-
-            self._model = _FastText(model_path=str(self.model_path))
-        return self._model
+        return fasttext_model(self.model_path)
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -375,4 +369,4 @@ class QualityStep(PipelineStep):
                     continue
                 self.stat_update("dropped_below_threshold")
                 detail = f"quality_score {score:.4f} < threshold {self.threshold:.4f}"
-                self.removed.write(doc, rank, reason=DROP_REASON, detail=detail)
+                self.removed.write(doc, rank, replace(BELOW_THRESHOLD, detail=detail))

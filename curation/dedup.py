@@ -9,7 +9,7 @@ Three steps around datatrove's MinHash signature and bucket stages:
    datatrove's single-process Python dict), keeps the earliest document of each
    component and writes, per rank, the documents to drop with ``dup_of`` and whether
    the copy is exact or near.
-3. ``DedupFilter`` drops them into the ledger as ``exact_duplicate`` / ``near_duplicate``.
+3. ``DedupFilter`` drops them into the ledger as ``dedup/exact_duplicate`` / ``dedup/near_duplicate``.
 
 Steps 1 and 3 must read the same shards with the same number of tasks: positions
 within a rank tie them together.
@@ -29,6 +29,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from curation.atomic import atomic_path
+from curation.drops import Drop
 from curation.shards import RemovedSink, rank_file
 
 SENTINEL = (1 << 32) - 1  # datatrove marks matches against a prebuilt index with it
@@ -185,4 +186,4 @@ class DedupFilter(PipelineStep):
                     continue
                 doc.metadata["dup_of"] = row["dup_of"]
                 self.stat_update(row["reason"])
-                self.removed.write(doc, rank, reason=row["reason"], detail=f"duplicate of {row['dup_of']}")
+                self.removed.write(doc, rank, Drop("dedup", row["reason"], f"duplicate of {row['dup_of']}"))

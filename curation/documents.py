@@ -36,6 +36,8 @@ METADATA_SCHEMA: dict[str, pa.DataType] = {
     "lang_score": pa.float64(),
     "license": pa.string(),  # cc-by, cc-by-sa, cc0, public-domain, all-rights-reserved, cc-by-nc, ...
     "opt_out": pa.string(),  # robots-style opt-outs the page states: noai, noimageai, ...
+    "code_markup": pa.int64(),  # <pre>, <code>, <kbd>, <samp> elements in the page's HTML
+    "text_kind": pa.string(),  # code | technical | prose: which settings the heuristics judged it by
     "domain_score": pa.float64(),  # the domain classifier's probability for `domain`
     "quality_score": pa.float64(),
     "contamination": pa.string(),
@@ -47,11 +49,6 @@ METADATA_SCHEMA: dict[str, pa.DataType] = {
     "n_tokens": pa.int64(),  # tokens of the document with its EOS
     "split": pa.string(),  # train | valid: the tokenize stage's held-out slice
 }
-
-# Set on a document that a step could not process; the stage's intake routes it to
-# the drop ledger under ``error_reason`` with ``error`` as the detail.
-ERROR_REASON = "error_reason"
-ERROR_DETAIL = "error"
 
 # Columns of ``_removed`` shards besides the document columns.
 REASON = "reason"

@@ -5,12 +5,13 @@ fallbacks) or ``resiliparse`` (``extract_plain_text(main_content=True)`` on Lexb
 an order of magnitude faster; the options below were chosen with ``bench/extract.py``
 against the demo corpus' ground truth).
 
-The page's licence and opt-out signals are read from the HTML first (see
-``curation.license``), since extraction drops the tags that carry them.
+The page's licence and opt-out signals (see ``curation.license``) and its count of code
+elements (``code_markup``, see ``curation.text_kind``) are read from the HTML first, since
+extraction drops the tags that carry them.
 
 datatrove's extractors drop a page silently when extraction fails, times out or
 yields nothing; this one records each such page in the drop ledger with its reason
-(``extract_timeout``, ``extract_crash``, ``extract_error``, ``extract_empty``) and keeps
+(``extract/timeout``, ``extract/crash``, ``extract/error``, ``extract/empty``) and keeps
 the page's HTML in the removed shard for inspection.
 """
 
@@ -18,9 +19,11 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.extractors.base import BaseExtractor, ExtractorSandbox
 from datatrove.utils.typeshelper import StatHints
 
+from curation.drops import Drop
 from curation.license import license_signal, opt_out_signal
 from curation.shards import RemovedSink
 from curation.sources.warc import HTML_TYPES
+from curation.text_kind import CODE_MARKUP, code_markup_count
 
 
 def describe(doc: Document) -> str:
@@ -96,9 +99,10 @@ class HtmlExtractor(BaseExtractor):
         )
 
     @staticmethod
-    def record_rights(doc: Document, html: str) -> None:
-        """Licence and opt-out signals live in links and meta tags that extraction drops."""
-        for key, value in (("license", license_signal(html)), ("opt_out", opt_out_signal(html))):
+    def record_markup_signals(doc: Document, html: str) -> None:
+        """Licence and opt-out signals live in links and meta tags that extraction drops, and
+        code samples in <pre>/<code> elements it turns into plain lines (curation.text_kind)."""
+        for key, value in (("license", license_signal(html)), ("opt_out", opt_out_signal(html)), (CODE_MARKUP, code_markup_count(html))):
             if value:
                 doc.metadata[key] = value
 
@@ -113,21 +117,21 @@ class HtmlExtractor(BaseExtractor):
                 html = doc.text
                 reason, detail = None, None
                 with self.track_time():
-                    self.record_rights(doc, html)
+                    self.record_markup_signals(doc, html)
                     try:
                         doc.text = sandbox.process_document(html, self.extract)
                     except TimeoutError:
-                        reason, detail = "extract_timeout", f"{describe(doc)}: no result within {self.timeout}s"
+                        reason, detail = "timeout", f"{describe(doc)}: no result within {self.timeout}s"
                     except EOFError:
-                        reason, detail = "extract_crash", f"{describe(doc)}: extractor process died"
+                        reason, detail = "crash", f"{describe(doc)}: extractor process died"
                     except Exception as err:
-                        reason, detail = "extract_error", f"{describe(doc)}: {type(err).__name__}: {err}"
+                        reason, detail = "error", f"{describe(doc)}: {type(err).__name__}: {err}"
                 if reason is None and not doc.text.strip():
-                    reason, detail = "extract_empty", f"{describe(doc)}: no main text found"
+                    reason, detail = "empty", f"{describe(doc)}: no main text found"
                 if reason is None:
                     self.stat_update(StatHints.forwarded)
                     yield doc
                     continue
                 self.stat_update(StatHints.dropped, f"dropped_{reason}")
                 doc.text = html
-                self.removed.write(doc, rank, reason=reason, detail=detail)
+                self.removed.write(doc, rank, Drop("extract", reason, detail))

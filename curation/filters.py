@@ -14,7 +14,6 @@ shared ones stay loaded for the worker's life, the cost of one rank.
 
 import functools
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -30,6 +29,9 @@ from datatrove.pipeline.filters import (
 )
 from datatrove.utils.lid import FT176LID
 
+from curation.process_cache import per_process
+from curation.text_kind import CODE, TECHNICAL, TEXT_KIND, code_line_fraction, prose_lines
+
 LID_MODEL_ENV = "CURATE_LID_MODEL"
 
 HEURISTIC_FILTERS = {
@@ -39,20 +41,38 @@ HEURISTIC_FILTERS = {
     "fineweb": FineWebQualityFilter,
 }
 
+# Each heuristic's settings for technical text (curation.text_kind), over its ``params``.
+# Chosen on one half of Python's HTML documentation and checked on the other
+# (bench/technical_pages.py): every threshold sits above what reference pages measure
+# (repeated "New in version ..." annotations, signatures, doctest lines), and the demo's
+# spam and boilerplate are all still dropped when every page is judged with them.
+TECHNICAL_PARAMS: dict[str, dict] = {
+    "gopher_repetition": {
+        "dup_line_frac": 0.5,
+        "dup_para_frac": 0.45,
+        "dup_line_char_frac": 0.3,
+        "dup_para_char_frac": 0.3,
+        "top_n_grams": ((2, 0.25), (3, 0.22), (4, 0.2)),
+        "dup_n_grams": ((5, 0.4), (6, 0.38), (7, 0.36), (8, 0.34), (9, 0.32), (10, 0.3)),
+    },
+    "gopher_quality": {"max_non_alpha_words_ratio": 0.5},  # identifiers and numbers are words without letters
+    "c4": {"filter_curly_bracket": False, "min_num_sentences": 3},  # braces are code's punctuation
+    "fineweb": {"char_duplicates_ratio": 0.2, "short_line_thr": 0.8, "line_punct_thr": 0.04, "new_line_ratio": 0.4},
+}
+
 
 def lid_model_path() -> Path:
     """Where ``make setup`` puts fastText's compressed lid.176 model (override with CURATE_LID_MODEL)."""
     return Path(os.environ.get(LID_MODEL_ENV) or Path(sys.prefix) / "share" / "curate" / "lid.176.ftz")
 
 
-@functools.lru_cache(maxsize=1)
-def fasttext_model(model_path: Path):
-    """The fastText model at ``model_path``, loaded once per process (see the module docstring)."""
+def read_fasttext(model_path: Path):
     from fasttext.FastText import _FastText
 
-    if not model_path.is_file():
-        raise FileNotFoundError(f"language ID model not found at {model_path}: run `make setup` or set {LID_MODEL_ENV}")
     return _FastText(str(model_path))
+
+
+fasttext_model = per_process(read_fasttext)  # a fastText model, loaded once per process (see the module docstring)
 
 
 class LocalFT176LID(FT176LID):
@@ -65,6 +85,8 @@ class LocalFT176LID(FT176LID):
     @property
     def model(self):
         if self._model is None:
+            if not self.model_path.is_file():
+                raise FileNotFoundError(f"language ID model not found at {self.model_path}: run `make setup` or set {LID_MODEL_ENV}")
             self._model = fasttext_model(self.model_path)
         return self._model
 
@@ -73,10 +95,11 @@ class LanguageIdFilter(LanguageFilter):
     """Keeps documents in the configured languages; drops the rest as ``<lang>`` (the label found).
 
     Source code has no natural language to identify, and identifiers drag lid.176's
-    confidence down on technical pages. On a page where at least ``code_threshold`` of
-    the lines read as code (see ``code_line_fraction``), the language is identified on
-    the other lines, and only a confident verdict for another language drops the page:
-    low confidence there is expected, not a sign of a foreign or garbled page.
+    confidence down on technical pages. On code or technical text (``text_kind``, see
+    curation.text_kind; without it, a page where at least ``code_threshold`` of the lines
+    read as code), the language is identified on the lines that do not read as code, and
+    only a confident verdict for another language drops the page: low confidence there is
+    expected, not a sign of a foreign or garbled page.
     """
 
     name = "🌍 language"
@@ -96,8 +119,13 @@ class LanguageIdFilter(LanguageFilter):
         self.min_prose_words = min_prose_words
         self.model = LocalFT176LID(None, model_path or lid_model_path())
 
+    def technical(self, doc: Document) -> bool:
+        if TEXT_KIND in doc.metadata:
+            return doc.metadata[TEXT_KIND] in (CODE, TECHNICAL)
+        return self.code_threshold is not None and code_line_fraction(doc.text) >= self.code_threshold
+
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        technical = self.code_threshold is not None and code_line_fraction(doc.text) >= self.code_threshold
+        technical = self.technical(doc)
         prose = prose_lines(doc.text) if technical else doc.text
         if len(prose.split()) < self.min_prose_words:
             prose = doc.text
@@ -141,45 +169,6 @@ class OfflineUrlFilter(BaseFilter):
         if not doc.metadata.get("url"):
             return True  # PDFs from local folders and synthetic documents have no URL to judge
         return loaded_url_filter(self.extra_domains, self.extra_urls).filter(doc)
-
-
-CODE_LINE = re.compile(
-    r"^\s*(def |class |import |from \S+ import |return\b|if .*:$|for .*:$|while .*:$|elif |else:|try:|except|with .*:$|@\w+|#|//|/\*|\*|[{}]|.*[;{}]\s*$|.*\)\s*:?\s*$|\w+(\.\w+)* = )"
-)
-
-
-def prose_lines(text: str) -> str:
-    return "\n".join(line for line in text.splitlines() if line.strip() and not CODE_LINE.match(line))
-
-
-def code_line_fraction(text: str) -> float:
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines:
-        return 0.0
-    return sum(bool(CODE_LINE.match(line)) for line in lines) / len(lines)
-
-
-class ProseOnly(BaseFilter):
-    """Runs a prose heuristic only on documents that do not read as source code.
-
-    Gopher, C4 and FineWeb rules were made for natural-language web text: applied to
-    code they drop it for missing punctuation, curly brackets or short lines. A
-    document where at least ``code_threshold`` of the non-empty lines look like code
-    passes through (counted as ``exempt_code``).
-    """
-
-    def __init__(self, inner: BaseFilter, code_threshold: float = 0.25, exclusion_writer=None):
-        super().__init__(exclusion_writer)
-        self.inner = inner
-        self.code_threshold = code_threshold
-        self.name = inner.name
-        self.stats = type(self.stats)(f"{inner.type}: {inner.name}")
-
-    def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        if code_line_fraction(doc.text) >= self.code_threshold:
-            self.stat_update("exempt_code")
-            return True
-        return self.inner.filter(doc)
 
 
 class ForSources(BaseFilter):

@@ -1,14 +1,14 @@
 """The first step after a stage's reader: counts what enters the stage for the ledger.
 
 A reader that fails on part of its input (a corrupt WARC record, an undecodable page)
-yields a document marked with ``error_reason``; the intake sends it to the drop ledger
-with its reason and detail, so a stage's ``in`` always equals ``kept + removed``.
+yields a document marked with its Drop (curation.drops); the intake sends it to the drop
+ledger, so a stage's ``in`` always equals ``kept + removed``.
 """
 
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from curation.documents import ERROR_DETAIL, ERROR_REASON
+from curation.drops import take_mark
 from curation.shards import RemovedSink
 
 INTAKE_COUNTER = "documents"
@@ -27,12 +27,12 @@ class StageIntake(PipelineStep):
         with self.removed:
             for doc in data:
                 self.stat_update(INTAKE_COUNTER)
-                reason = doc.metadata.pop(ERROR_REASON, None)
-                if reason is None:
+                drop = take_mark(doc)
+                if drop is None:
                     yield doc
                     continue
-                self.stat_update(f"dropped_{reason}")
-                self.removed.write(doc, rank, reason=reason, detail=doc.metadata.pop(ERROR_DETAIL, None))
+                self.stat_update(f"dropped_{drop.label}")
+                self.removed.write(doc, rank, drop)
 
 
 INTAKE_STATS_NAME = f"{StageIntake.type}: {StageIntake.name}"  # how datatrove names the step's stats

@@ -22,6 +22,7 @@ from datatrove.pipeline.readers.base import BaseReader
 
 from curation.atomic import temp_path
 from curation.documents import DETAIL, EXTRA, METADATA_SCHEMA, REASON
+from curation.drops import Drop
 
 REMOVED_DIR = "_removed"
 FILTER_DETAIL = "filter_detail"
@@ -180,10 +181,8 @@ class RemovedSink:
             self._finished.add(reason)
         self._files = {}
 
-    def write(self, doc: Document, rank: int = 0, reason: str | None = None, detail: str | None = None) -> None:
-        reason = safe_segment(reason or doc.metadata.pop("filter_reason", None) or "unspecified")
-        measured = doc.metadata.pop(FILTER_DETAIL, None)  # what a heuristic filter measured (curation.drop_details)
-        detail = detail or measured
+    def write(self, doc: Document, rank: int, drop: Drop) -> None:
+        reason = safe_segment(drop.label)
         if reason in self._finished:
             raise RuntimeError(f"removed shard for reason {reason!r}, rank {rank} was already finished")
         if reason not in self._files:
@@ -191,12 +190,13 @@ class RemovedSink:
             self._files[reason] = ParquetShardFile(path, shard_schema(with_reason=True))
         row = document_row(doc)
         row[REASON] = reason
-        row[DETAIL] = detail
+        row[DETAIL] = drop.detail
         self._files[reason].add(row)
 
 
 class LabelledSink:
-    """A view of a RemovedSink that files a step's reasons under its label: ``<label>/<reason>``."""
+    """The exclusion writer of a datatrove filter: files what the filter drops as a Drop of the
+    step ``label``, with the filter's reason and what it measured (curation.drop_details)."""
 
     def __init__(self, sink: RemovedSink, label: str):
         self.sink = sink
@@ -209,9 +209,9 @@ class LabelledSink:
     def __exit__(self, exc_type, exc, tb):
         self.sink.__exit__(exc_type, exc, tb)
 
-    def write(self, doc: Document, rank: int = 0, reason: str | None = None, detail: str | None = None) -> None:
-        reason = reason or doc.metadata.pop("filter_reason", None)
-        self.sink.write(doc, rank, reason=f"{self.label}/{reason}" if reason else self.label, detail=detail)
+    def write(self, doc: Document, rank: int = 0) -> None:
+        reason = doc.metadata.pop("filter_reason", None) or "dropped"
+        self.sink.write(doc, rank, Drop(self.label, reason, doc.metadata.pop(FILTER_DETAIL, None)))
 
 
 def list_kept_shards(stage_dir: str | Path) -> list[Path]:

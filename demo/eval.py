@@ -42,7 +42,7 @@ METRICS = {
         JOIN removed x ON x.stage = 'dedup' AND x.id = d.id
         JOIN (SELECT id, url FROM dedup UNION ALL SELECT id, url FROM removed WHERE stage = 'dedup') k ON k.id = x.dup_of
         JOIN dedup_input t ON t.doc_key = k.url
-        WHERE r.fate_reason = 'near_duplicate'""",
+        WHERE r.fate_reason = 'dedup/near_duplicate'""",
     "near_dup_recall": """
         SELECT sum(removed) / sum(members - 1) FROM (
             SELECT dup_group, count(*) AS members, sum((fate_stage = 'dedup')::INT) AS removed

@@ -182,8 +182,15 @@ def quality_weakness(section: QualityClassifierSection, report: dict) -> str | N
 
 
 def classify_report(config: PipelineConfig, run: RunDir) -> dict:
-    """After the stage: contamination found, and a warning for a weak model used on purpose."""
+    """After the stage: contamination found, the domain model's held-out figures, and a warning
+    for a weak model used on purpose."""
     facts = contamination_report(config, run)
+    domain_report = run.models_dir("domain") / "domain.json"
+    if config.classify.domain and domain_report.is_file():
+        heldout = read_json(domain_report)["heldout"]
+        facts["domain_model"] = {"heldout_macro_f1": heldout["macro_f1"]} | (
+            {"heldout_agreement": heldout["agreement_by_origin"]} if "agreement_by_origin" in heldout else {}
+        )
     section = config.classify.quality
     weak = quality_weakness(section, read_json(report_path_for(quality_model_file(config, run)))) if section else None
     if weak:
@@ -201,9 +208,10 @@ def domain_model_path(config: PipelineConfig, run: RunDir) -> Path:
         return model
     query = section.training or weak_label_sql(section, config.classify.seed)
     key = "classify.domain.training" if section.training else "classify.domain.url_rules"
-    rows = rows_from_sql(run, query, key, 2)
+    rows = rows_from_sql(run, query, key, 2 if section.training else 3)
+    origins = None if section.training else [r[2] for r in rows]
     try:
-        train_domain([r[0] for r in rows], [str(r[1]) for r in rows], out, params, seed=config.classify.seed)
+        train_domain([r[0] for r in rows], [str(r[1]) for r in rows], out, params, seed=config.classify.seed, origins=origins)
     except DomainDataError as err:
         raise ConfigError(f"{key}: the query returned {err}") from None
     return model
@@ -224,12 +232,13 @@ def weak_label_sql(section: DomainClassifierSection, seed: int) -> str:
     unassigned = ", ".join(sql_literal(domain) for domain in section.unassigned) or "NULL"
     rules = " ".join(f"WHEN {HOST} GLOB {sql_literal(glob)} THEN {sql_literal(domain)}" for glob, domain in section.url_rules.items())
     by_rule = f"CASE {rules} END" if rules else "NULL"
+    declared = f"(domain IS NOT NULL AND domain NOT IN ({unassigned}))"
     return f"""
-        SELECT text, label FROM (
-            SELECT text, label, row_number() OVER (PARTITION BY label ORDER BY hash(id || {sql_literal(str(seed))})) AS n,
+        SELECT text, label, origin FROM (
+            SELECT text, label, origin, row_number() OVER (PARTITION BY label ORDER BY hash(id || {sql_literal(str(seed))})) AS n,
                    count(*) OVER (PARTITION BY label) AS examples
-            FROM (SELECT id, text, CASE WHEN domain IS NOT NULL AND domain NOT IN ({unassigned}) THEN domain
-                                        WHEN url IS NOT NULL THEN {by_rule} END AS label FROM dedup)
+            FROM (SELECT id, text, CASE WHEN {declared} THEN domain WHEN url IS NOT NULL THEN {by_rule} END AS label,
+                         CASE WHEN {declared} THEN 'source' ELSE 'url_rule' END AS origin FROM dedup)
             WHERE label IS NOT NULL)
         WHERE n <= {section.max_per_label} AND examples >= {section.min_per_label} ORDER BY label, n"""
 

@@ -208,11 +208,21 @@ class LanguageSection(Section):
 
 
 class HeuristicSection(Section):
-    """A datatrove heuristic filter: ``params`` are its constructor's keyword arguments."""
+    """A datatrove heuristic filter: ``params`` are its constructor's keyword arguments;
+    ``technical_params`` override them on technical text (see curation.text_kind)."""
 
     enabled: bool = True
     params: dict[str, Any] = {}
+    technical_params: dict[str, Any] | None = None  # None: the shipped ones (curation.filters.TECHNICAL_PARAMS)
     prose_only: bool = True  # documents that read as code skip prose heuristics
+
+
+class TextKindSection(Section):
+    """How the filter stage tells code and technical text from prose (curation.text_kind)."""
+
+    code_lines: Annotated[float, Field(gt=0, le=1)] = 0.25  # this share of code-looking lines or more: code
+    technical_lines: Annotated[float, Field(gt=0, le=1)] = 0.1  # or more: technical
+    code_markup: Annotated[int, Field(ge=1)] = 2  # or this many <pre>/<code>/<kbd>/<samp> elements: technical
 
 
 class UrlSection(Section):
@@ -237,6 +247,7 @@ class FilterSection(Section):
     c4: HeuristicSection = HeuristicSection(params={"filter_no_terminal_punct": False})
     fineweb: HeuristicSection = HeuristicSection()
     license: LicenseSection = LicenseSection()
+    text_kind: TextKindSection = TextKindSection()
     # filter policies besides web (every step) and trusted (language only): name -> the steps it runs
     policies: dict[str, list[Literal["url", "license", "language", "gopher_repetition", "gopher_quality", "c4", "fineweb"]]] = {}
 
@@ -247,15 +258,35 @@ class FilterSection(Section):
             raise ValueError(f"policies: {', '.join(taken)} is built in and cannot be redefined")
         return self
 
+    @model_validator(mode="before")
+    @classmethod
+    def _shipped_technical_params(cls, data):
+        """A heuristic without ``technical_params`` gets the shipped ones, so they are part of
+        the config a run is identified by."""
+        from curation.filters import TECHNICAL_PARAMS
+
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name, shipped in TECHNICAL_PARAMS.items():
+            given = data.get(name, cls.model_fields[name].default)
+            if isinstance(given, HeuristicSection):
+                given = given.model_dump()
+            if isinstance(given, dict) and given.get("technical_params") is None:
+                data[name] = {**given, "technical_params": dict(shipped)}
+        return data
+
     @model_validator(mode="after")
     def _params_fit_the_filters(self):
         from curation.filters import HEURISTIC_FILTERS
 
         for name, filter_class in HEURISTIC_FILTERS.items():
+            heuristic = getattr(self, name)
             accepted = set(inspect.signature(filter_class.__init__).parameters) - {"self", "exclusion_writer"}
-            unknown = sorted(set(getattr(self, name).params) - accepted)
-            if unknown:
-                raise ValueError(f"{name}.params: unknown {unknown}; {filter_class.__name__} takes {sorted(accepted)}")
+            for key in ("params", "technical_params"):
+                unknown = sorted(set(getattr(heuristic, key)) - accepted)
+                if unknown:
+                    raise ValueError(f"{name}.{key}: unknown {unknown}; {filter_class.__name__} takes {sorted(accepted)}")
         return self
 
 

@@ -15,7 +15,8 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from curation.dedup import DedupFilter, DocumentIndex, DuplicateClusters
 from curation.drop_details import Measured
 from curation.extract import HtmlExtractor
-from curation.filters import HEURISTIC_FILTERS, ForSources, LanguageIdFilter, OfflineUrlFilter, ProseOnly
+from curation.filters import HEURISTIC_FILTERS, ForSources, LanguageIdFilter, OfflineUrlFilter
+from curation.text_kind import ByTextKind, TextKind
 from curation.errors import UserError
 from curation.intake import StageIntake
 from curation.license import LicenseFilter
@@ -261,7 +262,8 @@ def plan_filter(config: PipelineConfig, run: RunDir) -> StagePlan:
         heuristic = getattr(section, name)
         if heuristic.enabled:
             makers[name] = heuristic_maker(filter_class, heuristic)
-    steps: list = [ShardReader(run.stage_dir("ingest")), StageIntake(removed)]
+    kinds = section.text_kind
+    steps: list = [ShardReader(run.stage_dir("ingest")), StageIntake(removed), TextKind(kinds.code_lines, kinds.technical_lines, kinds.code_markup)]
     for step in POLICY_STEPS:
         if step in makers:
             steps += for_policies(config, step, makers[step], removed)
@@ -271,8 +273,11 @@ def plan_filter(config: PipelineConfig, run: RunDir) -> StagePlan:
 
 def heuristic_maker(filter_class: type, heuristic) -> Callable:
     def make(writer):
-        inner = Measured(filter_class(exclusion_writer=writer, **heuristic.params), exclusion_writer=writer)
-        return ProseOnly(inner, exclusion_writer=writer) if heuristic.prose_only else inner
+        web, technical = (
+            Measured(filter_class(exclusion_writer=writer, **params), exclusion_writer=writer)
+            for params in (heuristic.params, heuristic.params | heuristic.technical_params)
+        )
+        return ByTextKind(web, technical, heuristic.prose_only, exclusion_writer=writer)
 
     return make
 

@@ -8,6 +8,7 @@ training page in the held-out part would flatter the metrics.
 """
 
 import json
+import os
 import pickle
 import random
 
@@ -16,9 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 from datatrove.data import Document
 
-from classifiers.domain import DomainDataError, DomainParams, DomainStep, train_domain
+from classifiers.domain import DomainClassifier, DomainDataError, DomainParams, DomainStep, train_domain
 from classifiers.quality import (
-    DROP_REASON,
+    BELOW_THRESHOLD,
     POSITIVE,
     QualityDataError,
     QualityParams,
@@ -142,10 +143,10 @@ def test_quality_step_drops_below_threshold_into_the_ledger(quality, pages, tmp_
 
     assert {doc.id for doc in kept} == expected_kept
     assert all(doc.metadata["quality_score"] >= 0.5 for doc in kept)
-    removed = removed_rows(tmp_path, DROP_REASON)
+    removed = removed_rows(tmp_path, BELOW_THRESHOLD.label)
     assert len(kept) + len(removed) == len(docs)
     assert {row["id"] for row in removed} == {doc.id for doc in docs[10:]}  # the spam and boilerplate pages
-    assert all(row["reason"] == DROP_REASON and row["detail"].startswith("quality_score ") for row in removed)
+    assert all(row["reason"] == BELOW_THRESHOLD.label and row["detail"].startswith("quality_score ") for row in removed)
     assert all(row["quality_score"] < 0.5 for row in removed)
     assert step.stats["dropped_below_threshold"].total == len(removed)
 
@@ -169,7 +170,7 @@ def test_quality_step_keeps_a_top_fraction_from_a_sample_cutoff(quality, pages, 
     kept = list(step.run(iter(docs), rank=0))
 
     assert 0.35 <= len(kept) / len(docs) <= 0.65
-    assert len(kept) + len(removed_rows(tmp_path, DROP_REASON)) == len(docs)
+    assert len(kept) + len(removed_rows(tmp_path, BELOW_THRESHOLD.label)) == len(docs)
 
 
 def test_quality_step_checks_its_arguments(quality):
@@ -179,12 +180,13 @@ def test_quality_step_checks_its_arguments(quality):
         top_fraction_threshold([0.1, 0.9], 0.0)
 
 
-def test_quality_step_travels_without_its_model(quality, pages):
+def test_quality_step_travels_without_its_model_and_shares_the_loaded_one(quality, pages):
     step = QualityStep(quality.model_path)
     list(step.run(iter(page_documents(pages, "wiki", 1))))
-    assert step.scorer._model is not None
-    copy = pickle.loads(pickle.dumps(step))  # as Dask ships it to a worker
-    assert copy.scorer._model is None
+    shipped = pickle.dumps(step)  # as Dask ships it to a worker, once per rank
+    assert len(shipped) < 10_000 < quality.model_bytes
+    copy = pickle.loads(shipped)
+    assert copy.scorer.model is step.scorer.model  # loaded once in this process, not once per copy
     assert next(copy.run(iter(page_documents(pages, "wiki", 1)))).metadata["quality_score"] > 0.5
 
 
@@ -244,12 +246,24 @@ def test_domain_step_falls_back_below_min_probability(domain, pages):
     assert 0 < expected.count("unclassified") < len(docs)
 
 
-def test_domain_step_travels_without_its_model(domain, pages):
+def test_domain_step_travels_without_its_model_and_shares_the_loaded_one(domain, pages):
     step = DomainStep(domain.model_path)
     list(step.run(iter(page_documents(pages, "code", 1))))
-    copy = pickle.loads(pickle.dumps(step))
-    assert copy.classifier._model is None
+    shipped = pickle.dumps(step)
+    assert len(shipped) < 10_000 < domain.model_bytes
+    copy = pickle.loads(shipped)
+    assert copy.classifier.model is step.classifier.model
     assert next(copy.run(iter(page_documents(pages, "code", 1)))).metadata["domain"] == "code"
+
+
+def test_a_model_replaced_on_disk_is_loaded_again(domain, tmp_path):
+    """The per-process cache is keyed by the file's size and time, so a retrained model is not stale."""
+    copied = tmp_path / "domain.joblib"
+    copied.write_bytes(domain.model_path.read_bytes())
+    first = DomainClassifier(copied).model
+    assert DomainClassifier(copied).model is first
+    os.utime(copied, ns=(copied.stat().st_atime_ns, copied.stat().st_mtime_ns + 1_000_000))
+    assert DomainClassifier(copied).model is not first
 
 
 # --- shared ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from curation.documents import ERROR_REASON
+from curation.drops import marked
 from curation import storage
 from curation.sources import warc
 from curation.sources.commoncrawl import (
@@ -249,7 +249,7 @@ def test_warc_source_reads_a_crawl_through_the_retrying_stream(server, monkeypat
     for url in urls:
         server.inject(url.removeprefix(server.base_url), "cut", "503", "reset")
     docs = list(WarcSource(urls).run(None, 0, 1))
-    assert len(docs) == 10 and not any(ERROR_REASON in d.metadata for d in docs)
+    assert len(docs) == 10 and not any(marked(d) for d in docs)
     assert {d.metadata["warc_file"] for d in docs} == set(urls)
 
 

@@ -163,7 +163,7 @@ def test_redact_cuts_the_items_and_drops_what_is_left_too_short(tmp_path, index_
     assert kept["clean"].text == " ".join(PROSE)
     removed = removed_rows(stage)
     assert list(removed) == ["mostly_4"]
-    assert removed["mostly_4"]["reason"] == REDACTED_EMPTY
+    assert removed["mostly_4"]["reason"] == f"contamination/{REDACTED_EMPTY}"
     assert removed["mostly_4"]["text"] == "From the exercise sheet: " + item_text(4)
     assert removed["mostly_4"]["detail"].startswith("4 words left after redaction (< 50); toy#4")
 

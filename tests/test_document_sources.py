@@ -9,7 +9,7 @@ import json
 import zstandard
 from datatrove.utils.logging import logger
 
-from curation.documents import ERROR_DETAIL, ERROR_REASON
+from curation.drops import marked
 from curation.sources.document_files import FieldMapping, HfDatasetSource, JsonlSource, ParquetSource
 from pipelines.sql import query
 from tests.documents import PROSE, dolma_record, varied_text, write_code_dump, write_dolma, write_qa_dataset
@@ -79,12 +79,12 @@ def test_bad_lines_and_files_of_another_kind_are_ledger_rows(tmp_path, client):
     summary = run(config, "ingest", client)
     drops = dict(sql(config, "select id, reason || ': ' || detail from removed where stage = 'ingest'"))
     assert summary.counts["kept"] == 4 and summary.counts["in"] == 4 + len(drops) == 4 + 7
-    assert drops["docs/a.jsonl.gz#4"].startswith("bad_json: ") and "line 4: not JSON" in drops["docs/a.jsonl.gz#4"]
+    assert drops["docs/a.jsonl.gz#4"].startswith("jsonl/bad_json: ") and "line 4: not JSON" in drops["docs/a.jsonl.gz#4"]
     assert "field 'text' is empty" in drops["docs/a.jsonl.gz#5"]
     assert "field 'text' is missing (fields: content, id); set text_key" in drops["docs/a.jsonl.gz#6"]
     assert drops["docs/b.jsonl"].endswith("looks like a Parquet file, not JSON lines: declare kind: parquet")
     assert drops["docs/c.jsonl.gz"].endswith("looks like gzip'd a WARC, not JSON lines: declare kind: warc")
-    assert drops["docs/d.jsonl"].startswith("not_jsonl: ") and "looks like plain text" in drops["docs/d.jsonl"]
+    assert drops["docs/d.jsonl"].startswith("jsonl/not_jsonl: ") and "looks like plain text" in drops["docs/d.jsonl"]
     assert "looks like JSON lines, not a WARC: declare kind: jsonl" in drops["rows.warc.gz@0"]
     assert sql(config, "select count(*) from removed where source = 'docs'") == [(6,)]  # drops keep their source
 
@@ -96,11 +96,11 @@ def test_a_drop_never_shows_the_files_content(tmp_path):
     write_dolma(tmp_path / "a.jsonl.gz", [dolma_record(0)], extra_lines=(f'{{"id": "x", "text": "{secret}',))
     (tmp_path / "b.jsonl").write_text(f"{secret} is not JSON\n")
     drops = [doc for doc in read_all(JsonlSource(FieldMapping("d", "wiki"), [str(tmp_path / "a.jsonl.gz"), str(tmp_path / "b.jsonl")]))
-             if ERROR_REASON in doc.metadata]
+             if marked(doc)]
     logger.remove(sink)
-    assert [doc.metadata[ERROR_REASON] for doc in drops] == ["bad_json", "not_jsonl"]
+    assert [marked(doc).label for doc in drops] == ["jsonl/bad_json", "jsonl/not_jsonl"]
     assert any("a.jsonl.gz: line 1: not JSON" in line for line in logged)  # warned, naming the file and line
-    assert not any(secret in line for line in logged) and not any(secret in doc.metadata[ERROR_DETAIL] for doc in drops)
+    assert not any(secret in line for line in logged) and not any(secret in marked(doc).detail for doc in drops)
 
 
 def test_a_trusted_source_skips_the_web_heuristics_but_not_language_id(tmp_path, client):
@@ -127,8 +127,8 @@ def read_all(reader) -> list:
 def test_a_parquet_file_without_the_text_column_is_one_row_naming_its_columns(tmp_path):
     path = write_code_dump(tmp_path / "dump.parquet", 5)
     [drop] = read_all(ParquetSource(FieldMapping("code", "code"), [str(path)]))  # text_key left at "text"
-    assert drop.metadata[ERROR_REASON] == "no_text_column"
-    assert drop.metadata[ERROR_DETAIL].endswith("no column 'text' for its 5 rows (columns: path, repo, license, content); set text_key")
+    assert marked(drop).label == "parquet/no_text_column"
+    assert marked(drop).detail.endswith("no column 'text' for its 5 rows (columns: path, repo, license, content); set text_key")
 
 
 def test_zstd_lines_and_a_dataset_dict_split_are_read(tmp_path):
@@ -143,4 +143,4 @@ def test_zstd_lines_and_a_dataset_dict_split_are_read(tmp_path):
     test = read_all(HfDatasetSource(FieldMapping("qa", "forum", id_key=None), [str(tmp_path / "qa")], split="test"))
     assert sorted(doc.id for doc in test) == ["qa/qa#0", "qa/qa#1", "qa/qa#2"] and all(d.text.startswith("test ") for d in test)
     [drop] = read_all(HfDatasetSource(FieldMapping("qa", "forum"), [str(tmp_path / "qa")], split="validation"))
-    assert drop.metadata[ERROR_DETAIL].endswith("no split 'validation' (splits: train, test); set split")
+    assert marked(drop).detail.endswith("no split 'validation' (splits: train, test); set split")

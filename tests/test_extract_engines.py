@@ -62,12 +62,12 @@ def test_resiliparse_step_extracts_in_the_sandbox_and_records_empty_pages(tmp_pa
     assert [doc.id for doc in kept] == ["article", "pdf"]
     assert ARTICLE[0] in kept[0].text and "Sport results" not in kept[0].text
     assert kept[1].text == "already plain text"
-    shards = list((tmp_path / "_removed" / "extract_empty").glob("*.parquet"))
+    shards = list((tmp_path / "_removed" / "extract" / "empty").glob("*.parquet"))
     assert len(shards) == 1
     rows = pq.read_table(shards[0]).to_pylist()
-    assert [(row["id"], row["reason"]) for row in rows] == [("empty", "extract_empty")]
+    assert [(row["id"], row["reason"]) for row in rows] == [("empty", "extract/empty")]
     assert "no main text found" in rows[0]["detail"] and rows[0]["text"] == empty  # the HTML, for inspection
-    assert step.stats["dropped_extract_empty"].total == 1
+    assert step.stats["dropped_empty"].total == 1
 
 
 def test_config_chooses_the_engine(tmp_path):

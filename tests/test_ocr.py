@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pymupdf
 import pytest
 
-from curation.documents import ERROR_DETAIL, ERROR_REASON
+from curation.drops import marked
 from curation.sources import ocr as ocr_module
 from curation.sources.ocr import OcrConfig, OcrUnavailableError, VlmConfig, check_tesseract, open_ocr
 from curation.sources.pdf import PdfSource, extract_pdf
@@ -181,8 +181,8 @@ def test_pdf_source_marks_the_document_for_the_ledger(vision, tmp_path):
     vision.faults.extend(["429"] * 4)
     (tmp_path / "scan.pdf").write_bytes(scanned_pdf(PAGE_LINES[:1]))
     [doc] = PdfSource([str(tmp_path / "scan.pdf")], ocr=vlm_config(vision)).run(None, 0, 1)
-    assert doc.metadata[ERROR_REASON] == "ocr_failed"
-    assert doc.metadata[ERROR_DETAIL].startswith(f"{tmp_path / 'scan.pdf'}: page 1: ")
+    assert marked(doc).label == "pdf/ocr_failed"
+    assert marked(doc).detail.startswith(f"{tmp_path / 'scan.pdf'}: page 1: ")
 
 
 def test_missing_api_key_fails_before_any_page(vision, monkeypatch):

@@ -4,7 +4,7 @@ import shutil
 import pymupdf
 import pytest
 
-from curation.documents import ERROR_DETAIL, ERROR_REASON
+from curation.drops import marked
 from curation.sources.ocr import OcrConfig, open_ocr
 from curation.sources.pdf import (
     Block,
@@ -152,11 +152,11 @@ def test_per_page_documents(tmp_path):
 
 
 BROKEN = {
-    "empty.pdf": ("empty_pdf", lambda good: b"", "zero-byte file"),
-    "garbage.pdf": ("corrupt_pdf", lambda good: b"\x00garbage\xff" * 300, "not a PDF"),
-    "mangled.pdf": ("corrupt_pdf", lambda good: b"%PDF-1.7\n" + bytes(range(256)) * 8 + b"\n%%EOF\n", "cannot be opened"),
-    "locked.pdf": ("encrypted_pdf", encrypted, "needs a password"),
-    "cut.pdf": ("truncated_pdf", lambda good: truncated(good, 0.6), "cut short"),
+    "empty.pdf": ("pdf/empty", lambda good: b"", "zero-byte file"),
+    "garbage.pdf": ("pdf/corrupt", lambda good: b"\x00garbage\xff" * 300, "not a PDF"),
+    "mangled.pdf": ("pdf/corrupt", lambda good: b"%PDF-1.7\n" + bytes(range(256)) * 8 + b"\n%%EOF\n", "cannot be opened"),
+    "locked.pdf": ("pdf/encrypted", encrypted, "needs a password"),
+    "cut.pdf": ("pdf/truncated", lambda good: truncated(good, 0.6), "cut short"),
 }
 
 
@@ -169,12 +169,12 @@ def test_broken_files_become_error_documents_naming_the_file(tmp_path):
     (tmp_path / "fine.pdf").write_bytes(good)
     source = PdfSource([*paths, str(tmp_path / "fine.pdf")])
     docs = list(source.run(None, 0, 1))
-    assert len(docs) == len(BROKEN) + 1 and ERROR_REASON not in docs[-1].metadata
+    assert len(docs) == len(BROKEN) + 1 and not marked(docs[-1])
     for doc, (name, (reason, _, words)) in zip(docs, BROKEN.items()):
-        assert doc.metadata[ERROR_REASON] == reason, name
-        assert doc.metadata[ERROR_DETAIL].startswith(f"{tmp_path / name}: ") and words in doc.metadata[ERROR_DETAIL]
+        assert marked(doc).label == reason, name
+        assert marked(doc).detail.startswith(f"{tmp_path / name}: ") and words in marked(doc).detail
         assert doc.id == name and doc.metadata["pdf_path"] == str(tmp_path / name)
-    assert source.stats.stats["encrypted_pdf"].total == 1 and source.stats.stats["documents"].total == 1
+    assert source.stats.stats["encrypted"].total == 1 and source.stats.stats["documents"].total == 1
 
 
 def test_ranks_split_the_paths(tmp_path):
@@ -193,7 +193,7 @@ def test_crawled_pdf_payloads():
     good = two_column_paper(n_pages=3)
     cut = truncated(good, 0.6)
     kept = pdf_document_from_payload(cut, A_PDF, "<urn:uuid:1>", truncated=True, warc_file="cc.warc.gz", warc_offset=42)
-    assert ERROR_REASON not in kept.metadata and body_line("Left", 1, 1) in kept.text
+    assert not marked(kept) and body_line("Left", 1, 1) in kept.text
     assert kept.id == "<urn:uuid:1>" and "pdf_path" not in kept.metadata
     assert {k: kept.metadata[k] for k in ("source", "url", "truncated", "warc_file", "warc_offset", "content_type")} == {
         "source": "pdf",
@@ -204,17 +204,17 @@ def test_crawled_pdf_payloads():
         "content_type": "application/pdf",
     }
     lost = pdf_document_from_payload(truncated(good, 0.05), B_PDF, "<urn:uuid:2>", truncated=True, warc_file="cc.warc.gz")
-    assert lost.metadata[ERROR_REASON] == "truncated_pdf"
-    assert lost.metadata[ERROR_DETAIL].startswith(f"cc.warc.gz: record <urn:uuid:2> ({B_PDF}): ")
+    assert marked(lost).label == "pdf/truncated"
+    assert marked(lost).detail.startswith(f"cc.warc.gz: record <urn:uuid:2> ({B_PDF}): ")
     unflagged = pdf_document_from_payload(cut, "https://x.example/c.pdf", "<urn:uuid:3>", truncated=False)
-    assert unflagged.metadata[ERROR_REASON] == "truncated_pdf"
+    assert marked(unflagged).label == "pdf/truncated"
     whole = pdf_document_from_payload(good, "https://x.example/d.pdf", "<urn:uuid:4>", truncated=False)
     assert whole.metadata["truncated"] is False and whole.metadata["title"] == TITLE
 
 
 def test_scanned_pages_without_ocr_have_no_text():
     [part] = extract_pdf(scanned_pdf([SCAN_LINES]), "scan.pdf")
-    assert part.error_reason == "no_text_pdf" and part.error_detail.startswith("scan.pdf: no text on page 1")
+    assert part.error_reason == "no_text" and part.error_detail.startswith("scan.pdf: no text on page 1")
 
 
 def test_tesseract_reads_only_the_scanned_pages(tesseract):

@@ -52,7 +52,7 @@ def test_rephrase_stage_adds_synthetic_documents_with_lineage_and_balances(tmp_p
         assert len(server.requests) == first_requests, "a rerun answers from the cache"
     wiki = sum(1 for i in range(12) if i % 3)
     assert summary.counts["in"] == 12 and summary.counts["created"] == wiki
-    assert summary.counts["kept"] == 12 + wiki - 1 and summary.counts["removed"] == {"rephrase_refusal": 1}
+    assert summary.counts["kept"] == 12 + wiki - 1 and summary.counts["removed"] == {"rephrase/refusal": 1}
     assert rerun.counts == summary.counts
     assert summary.note == f"LLM requests: {first_requests}, failed 0"
     rows = query(run.path, "select id, parent_id, synthetic_style, synthetic_model, domain, source, url from rephrase where source = 'synthetic' order by id")[1]
@@ -86,7 +86,7 @@ def test_synthetic_documents_pass_the_contamination_check(tmp_path):
         run = RunDir(config.run_dir)
         upstream_documents(config, 6, planted={1: " ".join(reversed(item.split()))})  # the stub reverses words back
         summary = run_stage(config, STAGES["rephrase"], client, Console(quiet=True))
-    assert summary.counts["removed"] == {"contamination/farm": 1, "rephrase_refusal": 1}
+    assert summary.counts["removed"] == {"contamination/farm": 1, "rephrase/refusal": 1}
     assert query(run.path, "select id from removed where reason = 'contamination/farm'")[1] == [("doc-1#wiki",)]
 
 

@@ -21,7 +21,7 @@ from curation.rephrase.step import (
     QualityRouting,
     RephraseStep,
     Selection,
-    removed_reason,
+    rejection_drop,
 )
 from curation.shards import RemovedSink, ShardWriter, list_kept_shards, list_removed_shards
 from openai_stub import REFUSAL_TEXT, StubOpenAIServer, count_tokens, prompt_tokens, stub_answer
@@ -154,9 +154,9 @@ def test_step_validates_styles_and_batch_size_and_pickles(stub, tmp_path):
 
 
 def test_removed_reasons_are_safe_path_segments():
-    assert removed_reason("refusal") == "rephrase_refusal"
-    assert removed_reason("llm_error:http_500") == "rephrase_llm_error_http_500"
-    assert removed_reason("llm_error:../x") == "rephrase_llm_error____x"
+    assert rejection_drop("refusal", "d").label == "rephrase/refusal"
+    assert rejection_drop("llm_error:http_500", "d").label == "rephrase/llm_error_http_500"
+    assert rejection_drop("llm_error:../x", "d").label == "rephrase/llm_error____x"
 
 
 # --- the step over a stage --------------------------------------------------------------
@@ -189,17 +189,17 @@ def test_step_adds_synthetic_documents_and_files_rejections(stub, tmp_path):
     assert {p.parent.relative_to(stage_dir).as_posix() for p in list_kept_shards(stage_dir)} == {
         "web", "code", "synthetic/wiki", "synthetic/qa"}
 
-    assert set(removed) == {removed_reason(reason) for reason in FAULTS.values()}
+    assert set(removed) == {rejection_drop(reason, '').label for reason in FAULTS.values()}
     for parent, reason in zip(docs[12:16], FAULTS.values()):
-        rows = removed[removed_reason(reason)]
+        rows = removed[rejection_drop(reason, '').label]
         assert sorted(r["id"] for r in rows) == sorted(f"{parent.id}#{style}" for style in STYLES)
         for row in rows:
             assert row["detail"] == f"parent {parent.id}, style {row['synthetic_style']}: {reason}"
             assert (row["parent_id"], row["source"], row["url"]) == (parent.id, "synthetic", parent.metadata["url"])
-    assert {r["text"] for r in removed["rephrase_refusal"]} == {REFUSAL_TEXT}
-    assert {r["text"] for r in removed["rephrase_truncated"]} == {stub_answer(docs[13].text)}
-    assert {r["text"] for r in removed["rephrase_near_copy"]} == {docs[14].text}
-    assert {r["text"] for r in removed["rephrase_llm_error_http_500"]} == {""}
+    assert {r["text"] for r in removed["rephrase/refusal"]} == {REFUSAL_TEXT}
+    assert {r["text"] for r in removed["rephrase/truncated"]} == {stub_answer(docs[13].text)}
+    assert {r["text"] for r in removed["rephrase/near_copy"]} == {docs[14].text}
+    assert {r["text"] for r in removed["rephrase/llm_error_http_500"]} == {""}
 
     requested = stub.documents()
     assert not any(d.text in requested for d in docs if d.id in UNSELECTED)

@@ -2,7 +2,9 @@ import pyarrow.parquet as pq
 import pytest
 from datatrove.data import Document
 
+from curation.drops import Drop
 from curation.shards import (
+    LabelledSink,
     RemovedSink,
     ShardReader,
     ShardWriter,
@@ -60,16 +62,16 @@ def test_removed_sink_is_shared_by_nested_steps_and_finishes_on_last_exit(tmp_pa
         with sink:
             doc = docs(1)[0]
             doc.metadata["filter_reason"] = "gopher_short"
-            sink.write(doc, rank=2)
+            LabelledSink(sink, "gopher_quality").write(doc, rank=2)  # a datatrove filter's exclusion writer
         assert list_removed_shards(tmp_path / "s") == []  # still open: an outer step holds it
-        sink.write(docs(1)[0], rank=2, reason="extract_empty", detail="no text")
+        sink.write(docs(1)[0], rank=2, drop=Drop("extract", "empty", "no text"))
     files = list_removed_shards(tmp_path / "s")
-    assert [f.parent.name for f in files] == ["extract_empty", "gopher_short"]
+    assert [f.parent.relative_to(tmp_path / "s" / "_removed").as_posix() for f in files] == ["extract/empty", "gopher_quality/gopher_short"]
     row = pq.read_table(files[0]).to_pylist()[0]
-    assert row["reason"] == "extract_empty" and row["detail"] == "no text"
+    assert row["reason"] == "extract/empty" and row["detail"] == "no text"
     with pytest.raises(RuntimeError, match="already finished"):
         with sink:
-            sink.write(docs(1)[0], rank=2, reason="extract_empty")
+            sink.write(docs(1)[0], rank=2, drop=Drop("extract", "empty"))
 
 
 def test_bad_metadata_type_names_the_column(tmp_path):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from curation.documents import ERROR_REASON
+from curation.drops import marked
 from curation.sources.names import default_names, glob_root, stable_names
 from curation.sources.pdf import PdfSource
 from curation.sources.warc import WarcSource
@@ -50,7 +50,7 @@ def test_ids_survive_moving_the_corpus(tmp_path):
     shutil.copytree(tmp_path / "here" / "corpus", tmp_path / "there" / "moved")
     here, there = read_corpus(tmp_path / "here" / "corpus"), read_corpus(tmp_path / "there" / "moved")
     assert [d.id for d in here] == [d.id for d in there]
-    assert "cc/cut.warc.gz@" in " ".join(d.id for d in here if ERROR_REASON in d.metadata)
+    assert "cc/cut.warc.gz@" in " ".join(d.id for d in here if marked(d))
     assert {d.id for d in here if "pdf_path" in d.metadata} == {"papers/paper.pdf#page=1", "papers/paper.pdf#page=2"}
     assert any(d.id.startswith("<urn:uuid:") for d in here)  # records keep their WARC-Record-ID
     for root, docs in ((tmp_path / "here" / "corpus", here), (tmp_path / "there" / "moved", there)):
@@ -79,7 +79,7 @@ def test_same_named_files_in_different_subfolders_get_different_ids(tmp_path, wi
     pdf_names = stable_names((path, str(tmp_path)) for path in pdfs) if with_names else None
     warc_names = stable_names((path, str(tmp_path)) for path in warcs) if with_names else None
     pdf_ids = [d.id for d in PdfSource(pdfs, names=pdf_names).run(None, 0, 1)]
-    warc_ids = [d.id for d in WarcSource(warcs, names=warc_names).run(None, 0, 1) if ERROR_REASON in d.metadata]
+    warc_ids = [d.id for d in WarcSource(warcs, names=warc_names).run(None, 0, 1) if marked(d)]
     assert pdf_ids == ["x/paper.pdf", "y/z/paper.pdf"]
     assert [warc_id.split("@")[0] for warc_id in warc_ids] == ["x/cut.warc.gz", "y/z/cut.warc.gz"]
 

@@ -6,7 +6,7 @@ import json
 
 from warcio.archiveiterator import ArchiveIterator
 
-from curation.documents import ERROR_DETAIL, ERROR_REASON
+from curation.drops import marked
 from curation.sources.warc import WarcSource
 from tests.warcs import write_pages_warc
 
@@ -23,7 +23,7 @@ def record_spans(path):
 
 
 def split(docs):
-    return [d for d in docs if ERROR_REASON not in d.metadata], [d for d in docs if ERROR_REASON in d.metadata]
+    return [d for d in docs if not marked(d)], [d for d in docs if marked(d)]
 
 
 def test_flipped_bytes_in_one_member_cost_only_that_record(tmp_path):
@@ -42,9 +42,9 @@ def test_flipped_bytes_in_one_member_cost_only_that_record(tmp_path):
     assert [d.metadata["url"] for d in good] == urls[:17] + urls[18:]
     assert [d.id for d in good] == [d.id for i, d in enumerate(whole) if i != 17]  # the usual ids
     assert [d.metadata["warc_offset"] for d in good] == [d.metadata["warc_offset"] for i, d in enumerate(whole) if i != 17]
-    assert len(broken) == 1 and broken[0].metadata[ERROR_REASON] == "corrupt_warc"
+    assert len(broken) == 1 and marked(broken[0]).label == "warc/corrupt"
     assert broken[0].metadata["skipped_bytes"] == length and broken[0].metadata["warc_offset"] == start
-    detail = broken[0].metadata[ERROR_DETAIL]
+    detail = marked(broken[0]).detail
     assert "flipped.warc.gz" in detail and f"skipped bytes {start}-{start + length} ({length} bytes)" in detail
     assert stats["skipped_bytes"].total == length
 
@@ -69,17 +69,17 @@ def test_a_record_cut_by_truncation_is_dropped(tmp_path):
     (tmp_path / "cut.warc.gz").write_bytes(path.read_bytes()[:cut])
     good, broken = split(read([tmp_path / "cut.warc.gz"])[0])
     assert [d.metadata["url"] for d in good] == urls[:5]
-    assert [d.metadata[ERROR_REASON] for d in broken] == ["truncated"]
+    assert [marked(d).label for d in broken] == ["warc/truncated"]
     assert broken[0].metadata["warc_offset"] == spans[5][0]
-    assert f"cut.warc.gz: the record at byte {spans[5][0]}" in broken[0].metadata[ERROR_DETAIL]
+    assert f"cut.warc.gz: the record at byte {spans[5][0]}" in marked(broken[0]).detail
 
     plain = tmp_path / "cut.warc"  # the same, uncompressed
     with gzip.open(path) as src:
         whole = src.read()
     plain.write_bytes(whole[: len(whole) * 3 // 4])
     good, broken = split(read([plain])[0])
-    assert len(good) == 5 and [d.metadata[ERROR_REASON] for d in broken] == ["truncated"]
-    assert "cut.warc" in broken[0].metadata[ERROR_DETAIL] and "file truncated" in broken[0].metadata[ERROR_DETAIL]
+    assert len(good) == 5 and [marked(d).label for d in broken] == ["warc/truncated"]
+    assert "cut.warc" in marked(broken[0]).detail and "file truncated" in marked(broken[0]).detail
 
 
 def test_files_that_are_no_warc_say_what_they_look_like(tmp_path, capfd):
@@ -91,9 +91,9 @@ def test_files_that_are_no_warc_say_what_they_look_like(tmp_path, capfd):
     details = {}
     for name in ("rows.warc.gz", "notes.warc", "packed.warc.gz"):
         docs, _ = read([tmp_path / name])
-        assert len(docs) == 1 and docs[0].metadata[ERROR_REASON] == "not_a_warc" and docs[0].text == ""
-        assert docs[0].id.endswith(f"{name}@0") and name in docs[0].metadata[ERROR_DETAIL]
-        details[name] = docs[0].metadata[ERROR_DETAIL]
+        assert len(docs) == 1 and marked(docs[0]).label == "warc/not_a_warc" and docs[0].text == ""
+        assert docs[0].id.endswith(f"{name}@0") and name in marked(docs[0]).detail
+        details[name] = marked(docs[0]).detail
     assert "looks like JSON lines, not a WARC: declare kind: jsonl" in details["rows.warc.gz"]
     assert "not gzip though named .gz" in details["rows.warc.gz"]
     assert "looks like plain text, not a WARC" in details["notes.warc"] and ".gz" not in details["notes.warc"]

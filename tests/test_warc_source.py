@@ -4,7 +4,7 @@ import shutil
 from warcio.archiveiterator import ArchiveIterator
 from warcio.warcwriter import WARCWriter
 
-from curation.documents import ERROR_DETAIL, ERROR_REASON
+from curation.drops import marked
 from curation.sources.warc import WarcSource, detect_charset
 from tests.warcs import page_html, response, write_pages_warc
 
@@ -43,8 +43,8 @@ def test_declared_and_undeclared_charsets_are_decoded(tmp_path):
 def test_oversized_record_is_marked_for_the_ledger(tmp_path):
     write_pages_warc(tmp_path / "a.warc.gz", 2, seed=2, extras=False)
     docs, _ = read([tmp_path / "a.warc.gz"], max_record_bytes=300)
-    assert [d.metadata[ERROR_REASON] for d in docs] == ["oversized_record"] * 2
-    assert "a.warc.gz" in docs[0].metadata[ERROR_DETAIL] and "exceeds 300 bytes" in docs[0].metadata[ERROR_DETAIL]
+    assert [marked(d).label for d in docs] == ["warc/oversized_record"] * 2
+    assert "a.warc.gz" in marked(docs[0]).detail and "exceeds 300 bytes" in marked(docs[0]).detail
 
 
 def test_broken_gzip_keeps_the_records_before_the_break(tmp_path):
@@ -56,30 +56,30 @@ def test_broken_gzip_keeps_the_records_before_the_break(tmp_path):
     cut = offsets[4] + (offsets[5] - offsets[4]) * 2 // 3  # in the 5th record's payload, mid gzip member
     (tmp_path / "cut.warc.gz").write_bytes(data[:cut])
     docs, stats = read([tmp_path / "cut.warc.gz"])
-    good = [d for d in docs if ERROR_REASON not in d.metadata]
-    broken = [d for d in docs if ERROR_REASON in d.metadata]
+    good = [d for d in docs if not marked(d)]
+    broken = [d for d in docs if marked(d)]
     assert len(good) == 4 and [d.metadata["truncated"] for d in good] == [False] * 4
-    assert len(broken) == 1 and broken[0].metadata[ERROR_REASON] == "truncated"  # the partial 5th record
+    assert len(broken) == 1 and marked(broken[0]).label == "warc/truncated"  # the partial 5th record
     assert broken[0].metadata["warc_offset"] == offsets[4] and broken[0].id.endswith(f"cut.warc.gz@{offsets[4]}")
-    assert f"cut.warc.gz: the record at byte {offsets[4]}" in broken[0].metadata[ERROR_DETAIL]
-    assert "file truncated" in broken[0].metadata[ERROR_DETAIL]
+    assert f"cut.warc.gz: the record at byte {offsets[4]}" in marked(broken[0]).detail
+    assert "file truncated" in marked(broken[0]).detail
     assert stats["truncated_records"].total == 1
 
 
 def test_real_broken_and_odd_warcs(shared_data, tmp_path):
     warcs = shared_data / "warc"
     docs, _ = read([warcs / "example-bad-non-chunked.warc.gz"])
-    assert [d.metadata.get(ERROR_REASON) for d in docs] == ["corrupt_warc"]
-    assert "example-bad-non-chunked.warc.gz" in docs[0].metadata[ERROR_DETAIL]
-    assert "non-chunked gzip" in docs[0].metadata[ERROR_DETAIL]
+    assert [(marked(d) and marked(d).label) for d in docs] == ["warc/corrupt"]
+    assert "example-bad-non-chunked.warc.gz" in marked(docs[0]).detail
+    assert "non-chunked gzip" in marked(docs[0]).detail
     docs, _ = read([warcs / "example-wrong-chunks.warc.gz"])
-    assert docs[-1].metadata[ERROR_REASON] == "corrupt_warc"
+    assert marked(docs[-1]).label == "warc/corrupt"
     docs, _ = read([warcs / "example.arc.gz"])
     assert len(docs) == 1 and docs[0].metadata["url"] == "http://example.com/"
     docs, _ = read([warcs / "cc-whirlwind.warc.gz"])
     assert len(docs) == 1 and docs[0].metadata["url"].startswith("https://") and docs[0].metadata["charset"] == "utf-8"
     docs, _ = read([warcs / "example-trunc.warc"])
-    assert len(docs) == 1 and ERROR_REASON not in docs[0].metadata
+    assert len(docs) == 1 and not marked(docs[0])
     plain = tmp_path / "plain.warc"
     with gzip.open(warcs / "example.warc.gz") as src, open(plain, "wb") as dst:
         shutil.copyfileobj(src, dst)

@@ -5,7 +5,7 @@ Selected documents are rephrased in batches through :class:`Rephraser` (one
 in flight). Every input document is yielded unchanged; each successful rephrasing
 follows its parent as a new document with ``source="synthetic"``, its lineage and its
 token usage. Every attempt, kept or rejected, is counted under ``documents_created``;
-a rejected one goes to the drop ledger as ``rephrase_<reason>``, so the stage balances:
+a rejected one goes to the drop ledger as ``rephrase/<reason>``, so the stage balances:
 in + created = kept + removed.
 
 LLM requests are counted per rank: ``llm_requests`` (issued, cache hits aside),
@@ -33,6 +33,7 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.logging import logger
 from datatrove.utils.typeshelper import StatHints
 
+from curation.drops import Drop
 from curation.intake import CREATED_COUNTER
 from curation.rephrase.cache import cache_key
 from curation.rephrase.client import ClientConfig
@@ -151,9 +152,9 @@ def synthetic_id(parent_id: str, style: str) -> str:
     return f"{parent_id}#{style}"
 
 
-def removed_reason(reason: str) -> str:
-    """A Rephraser rejection as a drop-ledger reason (``llm_error:http_500`` -> ``rephrase_llm_error_http_500``)."""
-    return "rephrase_" + re.sub(r"[^A-Za-z0-9_]", "_", reason)
+def rejection_drop(reason: str, detail: str) -> Drop:
+    """A Rephraser rejection as a drop (``llm_error:http_500`` -> ``rephrase/llm_error_http_500``)."""
+    return Drop("rephrase", re.sub(r"[^A-Za-z0-9_]", "_", reason), detail)
 
 
 def lineage_metadata(parent: Document, style: str, model: str) -> dict:
@@ -284,7 +285,7 @@ class RephraseStep(PipelineStep):
             metadata=lineage_metadata(parent, outcome.style, model),
         )
         detail = f"parent {parent.id}, style {outcome.style}: {outcome.reason}"
-        self.removed.write(rejected, rank, reason=removed_reason(outcome.reason), detail=detail)
+        self.removed.write(rejected, rank, rejection_drop(outcome.reason, detail))
 
     def _record_llm_stats(self, stats: RephraserStats) -> None:
         self.stat_update("llm_requests", value=stats.requests)

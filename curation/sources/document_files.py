@@ -3,7 +3,8 @@
 The readers are datatrove's (``JsonlReader``, ``ParquetReader``, ``HuggingFaceDatasetReader``)
 over an explicit list of files or folders, local or in object storage (:mod:`curation.storage`),
 with one change: nothing is skipped in silence. Every record becomes a document or a drop that
-the stage intake sends to the ledger, naming the file and the line or row:
+the stage intake sends to the ledger as ``<kind>/<reason>`` (``jsonl/bad_json``,
+``parquet/no_text_column``, ``hf/no_split``), naming the file and the line or row:
 
 * ``bad_json``: a line that is not a JSON object (``bad_encoding`` when it is not UTF-8);
 * ``no_text``: a record whose ``text_key`` field is missing or empty (the fields it has are named);
@@ -35,7 +36,8 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.readers import HuggingFaceDatasetReader, JsonlReader, ParquetReader
 from datatrove.utils.logging import logger
 
-from curation.documents import DETAIL, ERROR_DETAIL, ERROR_REASON, EXTRA, METADATA_SCHEMA, REASON
+from curation.documents import DETAIL, EXTRA, METADATA_SCHEMA, REASON
+from curation.drops import DROP_MARK, Drop, mark
 from curation.sources.names import source_names
 from curation.sources.sharding import FilesByRank
 from curation.sources.sniff import GZIP_MAGIC, PARQUET_MAGIC, ZSTD_MAGIC, content_head, describe, wrong_kind
@@ -44,7 +46,7 @@ from curation.storage import filesystem, fsspec_options, is_url, open_binary
 SNIFF_BYTES = 1 << 16
 BATCH_ROWS = 1_000
 PASSTHROUGH = frozenset({"url", "title", "author"})  # fields that mean what curate's columns of that name mean
-RESERVED = frozenset(METADATA_SCHEMA) | {"id", "text", EXTRA, REASON, DETAIL, ERROR_REASON, ERROR_DETAIL}
+RESERVED = frozenset(METADATA_SCHEMA) | {"id", "text", EXTRA, REASON, DETAIL, DROP_MARK}
 BROKEN_STREAM = (EOFError, OSError, zlib.error, zstandard.ZstdError)
 
 
@@ -87,8 +89,8 @@ class DocumentFileReading(FilesByRank):
         self.stat_update(reason)
         logger.warning(detail)
         suffix = f"#{row}" if row is not None else ""
-        metadata = self.located(path, row) | {ERROR_REASON: reason, ERROR_DETAIL: detail}
-        return Document(text="", id=f"{self.fields.source}/{self.names[path]}{suffix}", metadata=metadata)
+        doc = Document(text="", id=f"{self.fields.source}/{self.names[path]}{suffix}", metadata=self.located(path, row))
+        return mark(doc, Drop(self.drop_step, reason, detail))
 
     def get_document_from_dict(self, data: dict, source_file: str, id_in_file: int) -> Document:
         fields = self.fields
@@ -141,6 +143,7 @@ def decompressed(raw, head: bytes):
 class JsonlSource(DocumentFileReading, JsonlReader):
     """JSON lines files (plain, gzip or zstd), one document per line."""
 
+    drop_step = "jsonl"  # its drops are filed as jsonl/<reason>
     name = "🐿 jsonl"
     expected = "JSON lines"
 
@@ -180,6 +183,7 @@ class JsonlSource(DocumentFileReading, JsonlReader):
 class ParquetSource(DocumentFileReading, ParquetReader):
     """Parquet files, one document per row, read a batch at a time."""
 
+    drop_step = "parquet"  # its drops are filed as parquet/<reason>
     name = "📒 parquet"
     expected = "a Parquet file"
 
@@ -225,6 +229,7 @@ class HfDatasetSource(DocumentFileReading, HuggingFaceDatasetReader):
     and ``.arrow`` dataset files. Every rank reads its share of every dataset's rows
     (rows rank, rank + n, ...), so a row's number is its index in the dataset."""
 
+    drop_step = "hf"  # its drops are filed as hf/<reason>
     name = "🤗 hf dataset"
     expected = "a Hugging Face dataset"
 

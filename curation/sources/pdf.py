@@ -31,9 +31,9 @@ boxes. So:
 Pages with (almost) no text layer but an image are OCR'd when OCR is configured
 (:mod:`curation.sources.ocr`).
 
-Broken input never raises out of the reader: it becomes a document marked with
-``error_reason`` (``empty_pdf``, ``corrupt_pdf``, ``truncated_pdf``,
-``encrypted_pdf``, ``no_text_pdf``, ``ocr_failed``) and a detail naming the file and,
+Broken input never raises out of the reader: it becomes a document marked with its drop
+(curation.drops: ``pdf/empty``, ``pdf/corrupt``, ``pdf/truncated``, ``pdf/encrypted``,
+``pdf/no_text``, ``pdf/ocr_failed``) and a detail naming the file and,
 where it applies, the page, which the stage intake sends to the drop ledger. A file
 whose end lacks the ``%%EOF`` marker is truncated: MuPDF would repair it and quietly
 return the pages before the cut, so it is refused -- except for a payload the crawler
@@ -57,7 +57,7 @@ import pymupdf
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.readers.base import BaseReader
 
-from curation.documents import ERROR_DETAIL, ERROR_REASON
+from curation.drops import DROP_MARK, Drop
 from curation.sources.names import source_names
 from curation.storage import open_binary
 from curation.sources.ocr import OcrConfig, OcrFailed, OcrResult, PageOcr, open_ocr
@@ -89,7 +89,7 @@ DIGITS = re.compile(r"\d+")
 
 
 class PdfProblem(Exception):
-    """A whole file that cannot be read; ``reason`` becomes the document's ``error_reason``."""
+    """A whole file that cannot be read; ``reason`` becomes the document's drop, ``pdf/<reason>``."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
@@ -163,8 +163,7 @@ class PdfText:
             "ocr_pages": list(self.ocr_pages),
             "title": self.title,
             "author": self.author,
-            ERROR_REASON: self.error_reason,
-            ERROR_DETAIL: self.error_detail,
+            DROP_MARK: Drop("pdf", self.error_reason, self.error_detail) if self.error_reason else None,
         }
         return {key: value for key, value in meta.items() if value is not None}
 
@@ -175,23 +174,23 @@ class PdfText:
 def open_pdf(data: bytes, name: str, cut_by_crawler: bool) -> pymupdf.Document:
     """The parsed document, or :class:`PdfProblem` saying why the file cannot be read."""
     if not data:
-        raise PdfProblem("empty_pdf", f"{name}: zero-byte file")
+        raise PdfProblem("empty", f"{name}: zero-byte file")
     if b"%PDF-" not in data[:MARKER_WINDOW]:
-        raise PdfProblem("corrupt_pdf", f"{name}: not a PDF (no %PDF- header in its first {MARKER_WINDOW} bytes)")
+        raise PdfProblem("corrupt", f"{name}: not a PDF (no %PDF- header in its first {MARKER_WINDOW} bytes)")
     cut = b"%%EOF" not in data[-MARKER_WINDOW:]
     cut_detail = f"{name}: file is cut short at {len(data)} bytes (no %%EOF marker at its end)"
     try:
         doc = pymupdf.open(stream=data, filetype="pdf")
     except Exception as err:  # MuPDF raises a family of errors (FileDataError, FzErrorFormat, ...)
         if cut:
-            raise PdfProblem("truncated_pdf", f"{cut_detail} and cannot be opened: {err}") from None
-        raise PdfProblem("corrupt_pdf", f"{name}: cannot be opened: {type(err).__name__}: {err}") from None
+            raise PdfProblem("truncated", f"{cut_detail} and cannot be opened: {err}") from None
+        raise PdfProblem("corrupt", f"{name}: cannot be opened: {type(err).__name__}: {err}") from None
     if doc.needs_pass:
-        raise PdfProblem("encrypted_pdf", f"{name}: encrypted, needs a password to open")
+        raise PdfProblem("encrypted", f"{name}: encrypted, needs a password to open")
     if doc.page_count == 0:
-        raise PdfProblem("truncated_pdf" if cut else "corrupt_pdf", f"{name}: no readable pages")
+        raise PdfProblem("truncated" if cut else "corrupt", f"{name}: no readable pages")
     if cut and not cut_by_crawler:
-        raise PdfProblem("truncated_pdf", f"{cut_detail}; a partial download?")
+        raise PdfProblem("truncated", f"{cut_detail}; a partial download?")
     return doc
 
 
@@ -371,14 +370,14 @@ def read_page(doc: pymupdf.Document, index: int, name: str, ocr: PageOcr | None)
         if ocr is None or not ocr.wants(page, text_chars(blocks)):
             return Page(number, width, height, blocks)
     except Exception as err:  # a broken content stream or resource: this page only
-        return Page(number, 0, 0, error=("corrupt_pdf", f"{where}: unreadable: {type(err).__name__}: {err}"))
+        return Page(number, 0, 0, error=("corrupt", f"{where}: unreadable: {type(err).__name__}: {err}"))
     try:
         return ocr_page(number, width, height, ocr.read(page, where))
     except OcrFailed as err:
         return Page(number, width, height, blocks, error=("ocr_failed", f"{where}: {err}"))
     except Exception as err:  # MuPDF could not render the page for OCR
         detail = f"{where}: cannot be rendered: {type(err).__name__}: {err}"
-        return Page(number, width, height, blocks, error=("corrupt_pdf", detail))
+        return Page(number, width, height, blocks, error=("corrupt", detail))
 
 
 def ocr_page(number: int, width: float, height: float, result: OcrResult) -> Page:
@@ -656,7 +655,7 @@ def part_text(pages: list[Page], name: str, lexicon: Lexicon, **common) -> PdfTe
         detail += f" (and {len(errors) - 1} more page(s) with errors)"
     if reason is None and not text.strip():
         where = f"page {pages[0].number}" if len(pages) == 1 else f"pages {pages[0].number}-{pages[-1].number}"
-        reason, detail = "no_text_pdf", f"{name}: no text on {where} (no text layer, none from OCR; scans need ocr.engine)"
+        reason, detail = "no_text", f"{name}: no text on {where} (no text layer, none from OCR; scans need ocr.engine)"
     return PdfText(
         text=text,
         pdf_path=name,
@@ -719,16 +718,16 @@ def pdf_document_from_payload(
 
     Common Crawl cuts payloads at 1 MiB and says so with ``WARC-Truncated``: such a
     ``truncated`` payload is kept with ``truncated=True`` when text can be read from
-    it, and marked ``truncated_pdf`` when not.
+    it, and marked ``pdf/truncated`` when not.
     """
     name = f"{warc_file}: record {record_id} ({url})" if warc_file else f"{url} (record {record_id})"
     part = extract_pdf(payload, name, ocr=ocr, cut_by_crawler=truncated)[0]
-    if truncated and part.error_reason == "no_text_pdf":
+    if truncated and part.error_reason == "no_text":
         part = PdfText(
             text="",
             pdf_path=name,
             page_count=part.page_count,
-            error_reason="truncated_pdf",
+            error_reason="truncated",
             error_detail=f"{name}: payload cut by the crawler at {len(payload)} bytes; no text could be read from it",
         )
     metadata = part.metadata() | {

@@ -4,14 +4,15 @@ Each HTTP 200 response with an HTML payload becomes a document whose text is the
 decoded HTML (the extract step turns it into plain text); a PDF payload goes through
 the PDF extractor; a WET ``conversion`` record is plain text already. Records that
 never were documents (requests, metadata, redirects, images) are only counted in the stats.
-A bad record or span becomes a document marked with ``error_reason`` that the stage
-intake sends to the drop ledger, naming the file and the byte offset:
+A bad record or span becomes a document marked with its drop (``warc/<reason>``,
+curation.drops) that the stage intake sends to the drop ledger, naming the file and the
+byte offset:
 
 * in a .warc.gz every record is its own gzip member, inflated and checked (CRC) here:
   a corrupt member is skipped up to the next gzip member that inflates to a record
-  (``corrupt_warc``, with the span and ``skipped_bytes``), and reading goes on;
+  (``corrupt``, with the span and ``skipped_bytes``), and reading goes on;
 * a record the file ends inside is dropped (``truncated``), the records before it kept;
-* an uncompressed file that breaks keeps the records before the break (``corrupt_warc``);
+* an uncompressed file that breaks keeps the records before the break (``corrupt``);
 * a file that is no WARC/ARC at all (JSON lines, plain text, a .gz that is not gzip)
   is one ``not_a_warc`` document saying what it looks like, never quoting it.
 """
@@ -27,7 +28,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.readers.base import BaseReader
 from datatrove.utils.logging import logger
 
-from curation.documents import ERROR_DETAIL, ERROR_REASON
+from curation.drops import Drop, mark
 from curation.sources.commoncrawl import DownloadError, open_input
 from curation.sources.names import source_names
 from curation.sources.pdf import pdf_document_from_payload
@@ -281,7 +282,7 @@ class WarcSource(FilesByRank, BaseReader):
             detail = f"{path}: record #{processed + 1} (after byte {end}) is unreadable: {safe_problem(err)}"
             logger.warning(detail)
             self.stat_update("broken_files")
-            yield self.error_document(path, end, "corrupt_warc", detail)
+            yield self.error_document(path, end, "corrupt", detail)
 
     def read_gzip_members(self, path: str, stream, head: bytes) -> DocumentsPipeline:
         """A WARC.gz, one record per gzip member: a member that does not inflate is skipped up
@@ -305,7 +306,7 @@ class WarcSource(FilesByRank, BaseReader):
                 logger.warning(detail)
                 self.stat_update("corrupt_spans")
                 self.stat_update("skipped_bytes", value=end - start)
-                doc = self.error_document(path, start, "corrupt_warc", detail)
+                doc = self.error_document(path, start, "corrupt", detail)
                 doc.metadata["skipped_bytes"] = end - start
                 yield doc
                 pos = resume
@@ -340,7 +341,7 @@ class WarcSource(FilesByRank, BaseReader):
             detail = f"{path}: the record at byte {start} is unreadable: {safe_problem(err)}"
             logger.warning(detail)
             self.stat_update("broken_records")
-            docs = [self.error_document(path, start, "corrupt_warc", detail)]
+            docs = [self.error_document(path, start, "corrupt", detail)]
         yield from docs
 
     def short_record(self, path: str, offset: int, record_id: str, reason: str, counter: str, detail: str) -> Document:
@@ -355,11 +356,8 @@ class WarcSource(FilesByRank, BaseReader):
         return f"{self.names[path]}@{offset}"
 
     def error_document(self, path: str, offset: int, reason: str, detail: str) -> Document:
-        return Document(
-            text="",
-            id=self.located_id(path, offset),
-            metadata={"warc_file": path, "warc_offset": offset, ERROR_REASON: reason, ERROR_DETAIL: detail} | (self.default_metadata or {}),
-        )
+        metadata = {"warc_file": path, "warc_offset": offset} | (self.default_metadata or {})
+        return mark(Document(text="", id=self.located_id(path, offset), metadata=metadata), Drop("warc", reason, detail))
 
     def record_document(self, record, path: str, records) -> Document | None:
         if record.rec_type == "conversion":  # WET: the crawler already extracted the text
@@ -396,10 +394,10 @@ class WarcSource(FilesByRank, BaseReader):
             "truncated": truncated,
         } | (self.default_metadata or {})
         if len(payload) > self.max_record_bytes:
-            return Document(text="", id=record_id, metadata=metadata | {
-                ERROR_REASON: "oversized_record", ERROR_DETAIL: f"{where} exceeds {self.max_record_bytes} bytes"})
+            return mark(Document(text="", id=record_id, metadata=metadata),
+                        Drop("warc", "oversized_record", f"{where} exceeds {self.max_record_bytes} bytes"))
         if not fully_read and isinstance(records, _MemberOffsets):  # a complete member, a short record
-            return self.short_record(path, offset, record_id, "corrupt_warc", "broken_records",
+            return self.short_record(path, offset, record_id, "corrupt", "broken_records",
                                      f"{where} is cut short: its gzip member ends before the record's Content-Length does")
         if not fully_read:  # the file ends inside the record: what is there is only part of it
             return self.short_record(path, offset, record_id, "truncated", "truncated_records",
@@ -412,7 +410,7 @@ class WarcSource(FilesByRank, BaseReader):
             )
         charset = detect_charset(payload, content_type)
         if charset is None:
-            return Document(text=payload.decode("utf-8", "replace"), id=record_id, metadata=metadata | {
-                ERROR_REASON: "bad_encoding", ERROR_DETAIL: f"{where}: no charset decodes the payload"})
+            return mark(Document(text=payload.decode("utf-8", "replace"), id=record_id, metadata=metadata),
+                        Drop("warc", "bad_encoding", f"{where}: no charset decodes the payload"))
         self.stat_update("documents")
         return Document(text=payload.decode(charset), id=record_id, metadata=metadata | {"charset": charset})

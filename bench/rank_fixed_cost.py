@@ -1,0 +1,115 @@
+"""Fixed cost per rank: what a rank pays before its first document, with and without the per-process cache.
+
+A Dask worker runs rank after rank, each on a fresh unpickled copy of the pipeline. What a
+step loads (the URL block lists, lid.176, the fastText quality model, the scikit-learn
+domain model) is kept per worker process (``curation.process_cache``, ``loaded_url_filter``),
+so only a worker's first rank loads it. The baseline run beside it forgets every loaded
+file at the start of each rank, as a step that loads into itself would.
+
+Two stages' pipelines run on a 1-worker LocalCluster, rank after rank, on the same demo
+pages: the filter stage's (URL, licence, language ID, Gopher/C4/FineWeb) and the classify
+stage's model steps (domain, then quality), with models trained here on demo pages. Printed
+per stage and mode: the first rank's seconds, the median of the later ranks, the stage's
+docs/s, and the ratio baseline / cached.
+
+    .venv/bin/python -m bench.rank_fixed_cost [--ranks 8] [--docs-per-rank 50]
+"""
+
+import argparse
+import shutil
+import statistics
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+
+from bench.worker_memory import demo_documents, write_ingest_shards
+from classifiers.domain import DomainParams, DomainStep, load_domain_model, train_domain
+from classifiers.quality import QualityStep, train_quality
+from curation.filters import fasttext_model, loaded_url_filter
+from curation.shards import ShardReader, ShardWriter
+from pipelines.config import parse_config
+from pipelines.executor import DaskPipelineExecutor, dask_client
+from pipelines.run import RunDir
+from pipelines.stages import plan_filter
+
+
+class ForgetLoadedFiles(PipelineStep):
+    """The baseline: each rank starts with nothing loaded, as if every step loaded for itself."""
+
+    name = "forget loaded files"
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        for cache in (loaded_url_filter, fasttext_model, load_domain_model):
+            cache.cache_clear()
+        yield from data
+
+
+def rank_seconds(pipeline: list, ranks: int, logs: Path, name: str) -> list[float]:
+    """Each rank's seconds on a fresh 1-worker cluster, in the order they finished (one at a time)."""
+    finished: list[float] = []
+    with dask_client("local", workers=1) as client:
+        DaskPipelineExecutor(pipeline, ranks, str(logs), client, name=name,
+                             on_progress=lambda done, total, stats, seconds: finished.append(seconds)).run()
+    return [later - earlier for earlier, later in zip([0.0, *finished], finished)]
+
+
+def filter_pipeline(work: Path, documents: list[Document], ranks: int) -> Callable[[], list]:
+    config = parse_config({"run": {"name": "filter", "root": str(work)}, "filter": {"tasks": ranks}})
+    run = RunDir(config.run_dir)
+    write_ingest_shards(run, documents, ranks)
+    return lambda: plan_filter(config, run).pipeline
+
+
+def classify_pipeline(work: Path, documents: list[Document], ranks: int) -> Callable[[], list]:
+    texts = [doc.text for doc in documents]
+    labels = [doc.metadata["domain"] for doc in documents]
+    domain = train_domain(texts, labels, work / "domain", DomainParams(calibration_folds=2), seed=0)
+    wiki = [text for text, label in zip(texts, labels) if label == "wiki"]
+    rest = [text for text, label in zip(texts, labels) if label != "wiki"]
+    quality = train_quality(wiki, rest, work / "quality", seed=0)
+    run = RunDir(work / "classify-run")
+    write_ingest_shards(run, documents, ranks)
+
+    def pipeline() -> list:
+        return [
+            ShardReader(run.stage_dir("ingest")),
+            DomainStep(domain.model_path, unassigned={"web", "wiki", "code", "docs", "forum"}),
+            QualityStep(quality.model_path),
+            ShardWriter(run.stage_dir("classify")),
+        ]
+
+    return pipeline
+
+
+def measure(label: str, make: Callable[[], list], ranks: int, docs: int, work: Path) -> float:
+    rates = {}
+    for mode, first_steps in (("cached per process", []), ("loaded per rank", [ForgetLoadedFiles()])):
+        seconds = rank_seconds([*first_steps, *make()], ranks, work / f"logs-{label}-{len(first_steps)}", label)
+        rates[mode] = docs / sum(seconds)
+        print(f"  {label:8s} {mode:19s} first rank {seconds[0]:6.2f}s, later ranks median {statistics.median(seconds[1:]):6.2f}s, "
+              f"{rates[mode]:7.1f} docs/s")
+    ratio = rates["cached per process"] / rates["loaded per rank"]
+    print(f"  {label:8s} docs/s cached / per rank: {ratio:.2f}x")
+    return ratio
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ranks", type=int, default=8)
+    parser.add_argument("--docs-per-rank", type=int, default=50)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="curate-bench-ranks-"))
+    try:
+        documents = demo_documents(args.ranks * args.docs_per_rank)
+        print(f"{args.ranks} ranks x {args.docs_per_rank} demo pages, one worker process (goal: later ranks <= 0.5 s of fixed cost)")
+        measure("filter", filter_pipeline(work, documents, args.ranks), args.ranks, len(documents), work)
+        measure("classify", classify_pipeline(work, documents, args.ranks), args.ranks, len(documents), work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
