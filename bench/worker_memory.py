@@ -30,6 +30,8 @@ from pipelines.run import RunDir
 from pipelines.stages import plan_filter
 
 MIB = 2**20
+# the source the pages came from: the filter stage runs each source's policy (web: every step)
+WEB_SOURCE = {"name": "web", "kind": "warc", "paths": ["demo-pages.warc.gz"]}
 
 
 def demo_documents(count: int, seed: int = 0) -> list[Document]:
@@ -64,7 +66,7 @@ def worker_memory() -> tuple[float, float]:
 def run_filter(work: Path, documents: list[Document], ranks: int) -> tuple[float, list[float], float, int]:
     """The filter stage on a fresh 1-worker cluster: (peak RSS, RSS as each rank finished, seconds, documents in)."""
     name = f"ranks{ranks}"
-    config = parse_config({"run": {"name": name, "root": str(work)}, "filter": {"tasks": ranks}})
+    config = parse_config({"run": {"name": name, "root": str(work)}, "ingest": {"sources": [WEB_SOURCE]}, "filter": {"tasks": ranks}})
     run = RunDir(config.run_dir)
     write_ingest_shards(run, documents, ranks)
     plan = plan_filter(config, run)

@@ -7,7 +7,7 @@ prints them; the tests assert the thresholds.
 
 from pathlib import Path
 
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import f1_score, roc_auc_score
 
 from pipelines.run import RunDir
 from pipelines.sql import connect
@@ -67,6 +67,13 @@ QUALITY_JUDGED = """
     WHERE g.source = 'web' AND c.quality_score IS NOT NULL"""
 
 
+# The domain classifier assigns the crawl's pages (source web, domain: classify) from weak labels;
+# the ground truth says what each page is.
+DOMAIN_JUDGED = """
+    SELECT g.domain, c.domain FROM classify c JOIN read_parquet('{ground_truth}') g ON g.doc_key = c.url
+    WHERE g.source = 'web' AND NOT g.is_spam AND NOT g.is_boilerplate"""
+
+
 def demo_scores(run_dir: str | Path) -> dict[str, float]:
     run = RunDir(run_dir)
     ground_truth = run.input_dir / "ground_truth.parquet"
@@ -78,6 +85,10 @@ def demo_scores(run_dir: str | Path) -> dict[str, float]:
             judged = con.execute(QUALITY_JUDGED.format(ground_truth=ground_truth)).fetchall()
             if judged and len({label for _, label in judged}) == 2:
                 scores["quality_roc_auc_vs_ground_truth"] = float(roc_auc_score([label for _, label in judged], [score for score, _ in judged]))
+            domains = con.execute(DOMAIN_JUDGED.format(ground_truth=ground_truth)).fetchall()
+            if domains:
+                truth, predicted = zip(*domains)
+                scores["domain_macro_f1_vs_ground_truth"] = float(f1_score(truth, predicted, average="macro"))
         return scores
     finally:
         con.close()

@@ -77,6 +77,9 @@ class Stage:
     describe: Callable[[PipelineConfig, RunDir], dict] | None = None  # extra manifest facts after a document stage
     inputs: Callable[[PipelineConfig, RunDir], list[str]] | None = None
     checks: tuple[str, ...] = ()
+    # what its outputs hold, raised when a new curate writes them differently (a column added,
+    # drop reasons renamed), so that outputs an older curate wrote are rebuilt, not reused
+    output_format: int = 1
 
     @property
     def is_document_stage(self) -> bool:
@@ -432,7 +435,7 @@ STAGES: dict[str, Stage] = {
     stage.name: stage
     for stage in [
         Stage("ingest", ("ingest",), (), "named sources (WARC, PDF, JSONL, Parquet, HF datasets) -> text",
-              plan=plan_ingest, inputs=ingest_inputs),
+              plan=plan_ingest, inputs=ingest_inputs, output_format=2),  # 2: code_markup, <step>/<reason> drops
         Stage("filter", ("filter", "ingest.sources"), ("ingest",), "URL, license, language and Gopher/C4/FineWeb heuristics", plan=plan_filter),
         Stage("dedup", ("dedup",), ("filter",), "exact and MinHash near-duplicate removal", plan=plan_dedup),
         Stage("classify", ("classify",), ("dedup",), "domain (scikit-learn), quality (fastText) and benchmark contamination",

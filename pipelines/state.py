@@ -45,9 +45,11 @@ class Identity:
     inputs: dict[str, str]  # file -> content id
     problem: str | None = None  # why the input files could not be listed (none match a glob, say)
     values: dict = field(default_factory=dict)  # config key -> its value, to say which setting changed
+    output_format: int = 1  # the stage's Stage.output_format
 
     def to_json(self) -> dict:
-        parts = {"config": self.config, "upstream": self.upstream, "inputs": self.inputs, "values": self.values}
+        parts = {"config": self.config, "upstream": self.upstream, "inputs": self.inputs, "values": self.values,
+                 "output_format": self.output_format}
         return {"identity": self.digest, "identity_parts": parts}
 
 
@@ -110,8 +112,9 @@ class StageGraph:
                 {path: content_id(self.fingerprints.of(path, storage)) for path, storage in files.items()},
                 problem,
                 values,
+                stage.output_format,
             )
-            parts.digest = digest([parts.config, parts.upstream, parts.inputs])
+            parts.digest = digest([parts.config, parts.upstream, parts.inputs, parts.output_format])
             self._identities[name] = parts
         return self._identities[name]
 
@@ -150,6 +153,9 @@ def identity_changes(recorded: Mapping, now: Identity) -> list[str]:
     if not recorded:
         return ["made by an earlier curate without a recorded identity"]
     reasons = []
+    written = recorded.get("output_format", 1)
+    if written != now.output_format:
+        reasons.append(f"its outputs were written by an earlier curate (output format {written}; this curate writes {now.output_format})")
     config, values = recorded.get("config", {}), recorded.get("values", {})
     for key in sorted(set(config) | set(now.config)):
         if config.get(key) != now.config.get(key):

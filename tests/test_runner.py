@@ -113,6 +113,18 @@ def test_a_restarted_upstream_makes_downstream_stale_with_the_same_config(tmp_pa
     assert state(config, "filter").reasons == ["upstream 'ingest' was rebuilt since"]
 
 
+def test_outputs_of_an_older_output_format_are_rebuilt_not_reused(tmp_path, client):
+    """A curate that writes a stage's outputs differently (a new column) does not reuse what an older one wrote."""
+    write_corpus(tmp_path / "in", n_files=2, pages_per_file=PAGES)
+    config = make_config(tmp_path)
+    run(config, "ingest", client)
+    newer = dataclasses.replace(STAGES["ingest"], output_format=STAGES["ingest"].output_format + 1)
+    reasons = StageGraph(config, RunDir(config.run_dir), STAGES | {"ingest": newer}).state("ingest").reasons
+    assert reasons == [f"its outputs were written by an earlier curate (output format {newer.output_format - 1}; "
+                       f"this curate writes {newer.output_format})"]
+    assert state(config, "ingest").state == "fresh"
+
+
 def test_an_edit_two_stages_up_is_detected_and_redone_in_order(tmp_path, client):
     write_corpus(tmp_path / "in", n_files=2, pages_per_file=PAGES)
     config = make_config(tmp_path)
