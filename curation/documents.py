@@ -27,6 +27,10 @@ METADATA_SCHEMA: dict[str, pa.DataType] = {
     "page_start": pa.int64(),
     "page_end": pa.int64(),
     "ocr_pages": pa.list_(pa.int64()),  # pages read by OCR, numbered from 1
+    "failed_pages": pa.list_(pa.int64()),  # pages left out of the document (unreadable, OCR failed); why: page_errors
+    "page_errors": pa.string(),
+    "running_lines_removed": pa.int64(),  # running headers, footers and page numbers taken out of a PDF's text
+    "running_lines_sample": pa.string(),  # the first few of them, distinct, joined by " | "
     "source_file": pa.string(),  # a document file (JSONL, Parquet, HF dataset folder) it was read from
     "source_row": pa.int64(),  # its line or row in that file, from 0
     "title": pa.string(),

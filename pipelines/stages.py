@@ -435,7 +435,7 @@ STAGES: dict[str, Stage] = {
     stage.name: stage
     for stage in [
         Stage("ingest", ("ingest",), (), "named sources (WARC, PDF, JSONL, Parquet, HF datasets) -> text",
-              plan=plan_ingest, inputs=ingest_inputs, output_format=2),  # 2: code_markup, <step>/<reason> drops
+              plan=plan_ingest, inputs=ingest_inputs, output_format=2),  # 2: code_markup, failed_pages, <step>/<reason> drops
         Stage("filter", ("filter", "ingest.sources"), ("ingest",), "URL, license, language and Gopher/C4/FineWeb heuristics", plan=plan_filter),
         Stage("dedup", ("dedup",), ("filter",), "exact and MinHash near-duplicate removal", plan=plan_dedup),
         Stage("classify", ("classify",), ("dedup",), "domain (scikit-learn), quality (fastText) and benchmark contamination",

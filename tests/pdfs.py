@@ -148,3 +148,23 @@ def header_on_the_body(n_pages: int = 3, lines_per_page: int = 4) -> bytes:
         for k in range(1, lines_per_page + 1):
             page.insert_text((MARGIN, 62 + k * LEADING), fruit_line(number, k), fontsize=10)
     return doc.tobytes()
+
+
+def table_report(n_pages: int = 3) -> bytes:
+    """A report whose pages each end with a table: a header row in the top margin zone
+    ("Name and address of employer" | "Employees") and a data row in the bottom one (a date,
+    a count, a name) that recur page after page at the same height, under a real running
+    header ("Annual Report 2024") and above a page number."""
+    doc = pymupdf.open()
+    for number in range(1, n_pages + 1):
+        page = doc.new_page(width=WIDTH, height=HEIGHT)
+        page.insert_text((MARGIN, 40), "Annual Report 2024", fontsize=8)
+        page.insert_text((MARGIN, 70), "Name and address of employer", fontsize=9)
+        page.insert_text((400, 70), "Employees", fontsize=9)
+        for i in range(4):
+            page.insert_text((MARGIN, 200 + i * 14), f"Body paragraph {i + 1} of page {number}, with enough words to read.", fontsize=10)
+        page.insert_text((MARGIN, 730), f"2024-03-{number:02d}", fontsize=9)
+        page.insert_text((300, 730), str(13 * number), fontsize=9)
+        page.insert_text((400, 730), "Acme Ltd, Leeds", fontsize=9)
+        page.insert_text((WIDTH / 2, 765), str(number), fontsize=8)
+    return doc.tobytes()

@@ -27,6 +27,7 @@ from tests.pdfs import (
     interleaved_columns,
     scanned_pdf,
     single_column,
+    table_report,
     truncated,
     two_column_paper,
 )
@@ -69,6 +70,8 @@ def test_two_column_paper_reads_in_order_without_running_lines():
         "page_start": 1,
         "page_end": 3,
         "ocr_pages": [],
+        "running_lines_removed": 9,  # what was taken out, for an audit in SQL
+        "running_lines_sample": f"{JOURNAL} | 1 | Page 1 of 3",
         "title": TITLE,
         "author": AUTHOR,
     }
@@ -105,6 +108,30 @@ def test_running_lines_recur_with_digits_masked_and_bare_page_numbers_go():
     remove_running_lines(pages)
     kept = [[line for block in p.blocks for line in block.lines] for p in pages]
     assert kept == [["Body text"]] * 3 + [["A one-off top line", "Proceedings of Testing"]]
+
+
+def test_table_rows_and_labels_in_the_margins_stay_and_running_lines_go():
+    [report] = extract_pdf(table_report(n_pages=3), "report.pdf")
+    text = report.text
+    assert text.count("Name and address of employer") == 3 and text.count("Employees") == 3  # a header row, repeated
+    for number in (1, 2, 3):
+        assert f"2024-03-0{number}" in text and str(13 * number) in text  # dates and counts, not page numbers
+    assert text.count("Acme Ltd, Leeds") == 3
+    assert "Annual Report 2024" not in text and not any(line.strip() in {"1", "2", "3"} for line in text.splitlines())
+    assert report.running_lines == ("Annual Report 2024", "1", "Annual Report 2024", "2", "Annual Report 2024", "3")
+    assert report.metadata()["running_lines_removed"] == 6
+
+
+def test_a_bare_number_in_a_margin_is_a_page_number_only_where_it_follows_the_pages():
+    def pages(bottoms: list[str]) -> list[Page]:
+        return [Page(n, 612, 792, [Block(["Body text"], 72, 300, 500, 312, 0), Block([bottom], 300, 760, 320, 770, 1)])
+                for n, bottom in enumerate(bottoms, start=1)]
+
+    numbered, counts = pages(["5", "6", "7"]), pages(["40", "75", "12"])  # printed numbers start at 5; counts
+    for document in (numbered, counts):
+        remove_running_lines(document)
+    assert [page.running for page in numbered] == [["5"], ["6"], ["7"]]
+    assert [page.running for page in counts] == [[], [], []]
 
 
 def test_columns_drawn_row_by_row_are_read_column_by_column():
@@ -214,7 +241,25 @@ def test_crawled_pdf_payloads():
 
 def test_scanned_pages_without_ocr_have_no_text():
     [part] = extract_pdf(scanned_pdf([SCAN_LINES]), "scan.pdf")
-    assert part.error_reason == "no_text" and part.error_detail.startswith("scan.pdf: no text on page 1")
+    assert part.error_reason == "no_text"
+    assert part.error_detail == "scan.pdf: no text on page 1 (no text layer, and no OCR engine: scans need ocr.engine)"
+
+
+def test_the_no_text_message_says_what_ocr_did(tesseract):
+    with open_ocr(OcrConfig(engine="tesseract", dpi=100)) as ocr:
+        [blank_scan] = extract_pdf(scanned_pdf([[]]), "blank.pdf", ocr=ocr)
+        [empty] = extract_pdf(single_column([[]]), "empty.pdf", ocr=ocr)
+    assert blank_scan.error_detail == "blank.pdf: no text on page 1 (OCR read the page images and found no text)"
+    assert empty.error_detail == "empty.pdf: no text on page 1 (no text layer, and no page image for OCR to read)"
+
+
+def test_a_complete_file_padded_after_its_end_marker_is_read():
+    good = two_column_paper(n_pages=2)
+    for padding in (b"\x00" * 20_000, b"\r\n" * 3000):
+        [part] = extract_pdf(good + padding, "padded.pdf")
+        assert part.error_reason is None and body_line("Left", 1, 1) in part.text
+    [cut] = extract_pdf(truncated(good, 0.6) + b"\x00" * 20_000, "cut.pdf")
+    assert cut.error_reason == "truncated"  # padding does not hide a missing end marker
 
 
 def test_tesseract_reads_only_the_scanned_pages(tesseract):

@@ -15,9 +15,14 @@ boxes. So:
   each band is read left column first, then right. Other pages are read block by
   block, blocks sorted top to bottom, then left to right.
 * **Running headers and footers.** Lines in the top or bottom tenth of a page whose
-  text, with digits masked (``Page 3 of 9`` = ``Page 4 of 9``), recurs in the same
-  zone on at least half of the pages (and on two at least) are removed, as are bare
-  page numbers there (``12``, ``- 12 -``, ``Page 12``, ``xii``).
+  text, with digits masked where it has letters (``Page 3 of 9`` = ``Page 4 of 9``),
+  recurs in the same zone at the same height on at least half of the pages (and on two
+  at least) are removed, as are page numbers there (``12``, ``- 12 -``, ``Page 12``,
+  ``xii``) that follow the page sequence -- but only a line alone in its band, beside a
+  page number at most: table rows and form labels recur too, and stay. What was removed
+  is counted in ``running_lines_removed``, with a sample in ``running_lines_sample``.
+* **A page that fails** (unreadable, OCR error) is left out of its document and named in
+  ``failed_pages`` and ``page_errors``; the document is a drop only when no page gives text.
 * **Reflow and de-hyphenation.** The lines of a block are joined with spaces; blocks
   become paragraphs separated by a blank line. A line ending in ``letters-`` continues
   its word on the next line, across columns and pages too. The hyphen is dropped
@@ -64,7 +69,10 @@ from curation.sources.ocr import OcrConfig, OcrFailed, OcrResult, PageOcr, open_
 
 TEXT_FLAGS = pymupdf.TEXTFLAGS_TEXT & ~pymupdf.TEXT_PRESERVE_LIGATURES  # "ﬁ" -> "fi"
 MARKER_WINDOW = 1024  # the PDF spec's allowance for where %PDF- and %%EOF may sit
+TRAILING_PADDING = b"\x00 \t\r\n\x0c"  # what writers and transfers append after %%EOF (NUL blocks, blank lines)
 HEADER_ZONE = 0.1  # top and bottom share of the page height searched for running lines
+RUNNING_TOLERANCE = 0.01  # how far (share of the page height) a running line may move from page to page
+RUNNING_SAMPLE = 3  # removed running lines named in a document's metadata
 SPANNING_WIDTH = 0.6  # a line wider than this share of the text width spans columns
 MIN_GUTTER_PT = 8  # narrowest gap between columns, in points
 MIN_COLUMN_LINES = 3  # lines each side of a gutter needs to count as a column
@@ -124,6 +132,7 @@ class Page:
     plain: str | None = None
     ocr: bool = False
     error: tuple[str, str] | None = None
+    running: list[str] = field(default_factory=list)  # running lines removed from its margins
 
 
 @dataclass(frozen=True)
@@ -138,6 +147,9 @@ class PdfText:
     title: str | None = None
     author: str | None = None
     ocr_pages: tuple[int, ...] = ()
+    failed_pages: tuple[int, ...] = ()  # pages left out of a kept document, each named in page_errors
+    page_errors: str | None = None
+    running_lines: tuple[str, ...] = ()  # running headers, footers and page numbers removed
     per_page: bool = False
     error_reason: str | None = None
     error_detail: str | None = None
@@ -161,6 +173,10 @@ class PdfText:
             "page_start": self.page_start,
             "page_end": self.page_end,
             "ocr_pages": list(self.ocr_pages),
+            "failed_pages": list(self.failed_pages) or None,
+            "page_errors": self.page_errors,
+            "running_lines_removed": len(self.running_lines) if self.page_start is not None else None,
+            "running_lines_sample": " | ".join(list(dict.fromkeys(self.running_lines))[:RUNNING_SAMPLE]) or None,
             "title": self.title,
             "author": self.author,
             DROP_MARK: Drop("pdf", self.error_reason, self.error_detail) if self.error_reason else None,
@@ -177,7 +193,7 @@ def open_pdf(data: bytes, name: str, cut_by_crawler: bool) -> pymupdf.Document:
         raise PdfProblem("empty", f"{name}: zero-byte file")
     if b"%PDF-" not in data[:MARKER_WINDOW]:
         raise PdfProblem("corrupt", f"{name}: not a PDF (no %PDF- header in its first {MARKER_WINDOW} bytes)")
-    cut = b"%%EOF" not in data[-MARKER_WINDOW:]
+    cut = b"%%EOF" not in data.rstrip(TRAILING_PADDING)[-MARKER_WINDOW:]
     cut_detail = f"{name}: file is cut short at {len(data)} bytes (no %%EOF marker at its end)"
     try:
         doc = pymupdf.open(stream=data, filetype="pdf")
@@ -400,33 +416,103 @@ def margin_zone(y0: float, y1: float, height: float) -> str | None:
 
 
 def running_key(text: str) -> str:
-    return DIGITS.sub("#", text.lower())
+    """What a running line keeps from page to page: its text, with digits masked when it has
+    letters (``Page 3 of 9`` = ``Page 4 of 9``); a line of digits alone (a date, a count, a
+    CAS number) must recur exactly."""
+    lowered = text.lower().strip()
+    return DIGITS.sub("#", lowered) if any(ch.isalpha() for ch in lowered) else lowered
 
 
 def is_page_number(text: str) -> bool:
     return PAGE_NUMBER.fullmatch(text) is not None
 
 
+def page_number_value(text: str) -> int | None:
+    digits = DIGITS.search(text)
+    return int(digits.group()) if digits and is_page_number(text) else None
+
+
+@dataclass
+class MarginLine:
+    page: Page
+    block: Block
+    zone: str
+    text: str
+
+    def __post_init__(self):
+        self.key = (self.zone, running_key(self.text))
+        self.height = (self.block.y0 + self.block.y1) / 2 / self.page.height  # its middle, as a share of the page
+
+
+def margin_lines(pages: list[Page]) -> list[MarginLine]:
+    return [MarginLine(page, block, zone, line) for page in pages for block in page.blocks
+            if (zone := margin_zone(block.y0, block.y1, page.height)) for line in block.lines]
+
+
+def bands(lines: list[MarginLine]) -> dict[int, list[MarginLine]]:
+    """Each margin line's band: the lines of its page whose boxes overlap it vertically."""
+    by_page: dict[int, list[MarginLine]] = defaultdict(list)
+    for line in lines:
+        by_page[id(line.page)].append(line)
+    return {id(line): [other for other in by_page[id(line.page)]
+                       if other.block.y0 < line.block.y1 and line.block.y0 < other.block.y1] for line in lines}
+
+
+def running_lines(pages: list[Page]) -> list[MarginLine]:
+    """The margin lines that are running headers, footers or page numbers.
+
+    A running line recurs (:func:`running_key`) in the same zone, at the same height (within
+    ``RUNNING_TOLERANCE`` of the page), on at least half of the pages and two at least. A
+    bare page number counts only where it follows the page sequence (its value minus the
+    page's number is the same on most pages that have one; roman numerals: front matter).
+    Either counts only alone in its band (the lines beside it, vertically overlapping), beside
+    a page number at most: two text lines side by side are a table row or a form's labels,
+    whose cells recur too.
+    """
+    laid_out = [page for page in pages if page.blocks]
+    lines = margin_lines(laid_out)
+    threshold = max(2, len(laid_out) // 2)
+    heights: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for line in lines:
+        heights[line.key].append(line.height)
+    offsets = Counter(value - line.page.number for line in lines if (value := page_number_value(line.text)) is not None)
+    offset = offsets.most_common(1)[0][0] if offsets else None
+
+    def recurs(line: MarginLine) -> bool:
+        return sum(abs(height - line.height) <= RUNNING_TOLERANCE for height in heights[line.key]) >= threshold
+
+    def numbers_the_page(line: MarginLine) -> bool:
+        value = page_number_value(line.text)
+        if value is None:
+            return is_page_number(line.text)  # roman numerals
+        return value - line.page.number == offset and (offsets[offset] >= 2 or len(laid_out) == 1)
+
+    numbers = {id(line) for line in lines if numbers_the_page(line)}
+    candidates = numbers | {id(line) for line in lines if recurs(line)}
+
+    def alone(line: MarginLine) -> bool:
+        band = band_of[id(line)]
+        texts = [other for other in band if id(other) not in numbers]
+        return all(id(other) in candidates for other in band) and len(texts) <= 1
+
+    band_of = bands(lines)
+    return [line for line in lines if id(line) in candidates and alone(line)]
+
+
 def remove_running_lines(pages: list[Page]) -> None:
-    """Drop running headers/footers and bare page numbers from the margin zones (module doc).
+    """Drop running headers/footers and page numbers from the margin zones (module doc and
+    :func:`running_lines`); each page keeps what was removed in ``running``.
 
     A line in a margin zone is a block of its own (:func:`needs_own_lines`).
     """
-    laid_out = [page for page in pages if page.blocks]
-    zoned = [[(block, margin_zone(block.y0, block.y1, page.height)) for block in page.blocks] for page in laid_out]
-    seen = Counter()
-    for page_zoned in zoned:
-        seen.update({(zone, running_key(line)) for block, zone in page_zoned if zone for line in block.lines})
-    threshold = max(2, len(laid_out) // 2)
-    running = {key for key, count in seen.items() if count >= threshold}
-
-    def is_running(line: str, zone: str) -> bool:
-        return is_page_number(line) or (zone, running_key(line)) in running
-
-    for page, page_zoned in zip(laid_out, zoned):
+    dropped: dict[int, set[str]] = defaultdict(set)  # block id -> its running lines
+    for line in running_lines(pages):
+        line.page.running.append(line.text)
+        dropped[id(line.block)].add(line.text)
+    for page in pages:
         kept = []
-        for block, zone in page_zoned:
-            lines = [line for line in block.lines if not is_running(line, zone)] if zone else block.lines
+        for block in page.blocks:
+            lines = [text for text in block.lines if text not in dropped[id(block)]] if id(block) in dropped else block.lines
             if len(lines) == len(block.lines):
                 kept.append(block)
             elif lines:
@@ -646,26 +732,42 @@ def page_texts(page: Page) -> list[str]:
 # --- documents ------------------------------------------------------------------------
 
 
-def part_text(pages: list[Page], name: str, lexicon: Lexicon, **common) -> PdfText:
-    """One :class:`PdfText` for consecutive ``pages``, carrying the first page error if any."""
-    text = join_paragraphs((paragraph for page in pages for paragraph in page_paragraphs(page)), lexicon)
-    errors = [page.error for page in pages if page.error]
-    reason, detail = errors[0] if errors else (None, None)
-    if len(errors) > 1:
-        detail += f" (and {len(errors) - 1} more page(s) with errors)"
-    if reason is None and not text.strip():
+def part_text(pages: list[Page], name: str, lexicon: Lexicon, ocr_configured: bool = False, **common) -> PdfText:
+    """One :class:`PdfText` for consecutive ``pages``. A page that failed (unreadable, OCR
+    error) is left out and named in ``failed_pages`` / ``page_errors``; the part is a drop only
+    when no page gives text, with the first page error, or ``no_text`` saying why."""
+    good = [page for page in pages if not page.error]
+    failed = [page for page in pages if page.error]
+    text = join_paragraphs((paragraph for page in good for paragraph in page_paragraphs(page)), lexicon)
+    reason = detail = None
+    if not text.strip() and failed:
+        reason, detail = failed[0].error
+        if len(failed) > 1:
+            detail += f" (and {len(failed) - 1} more page(s) with errors)"
+    elif not text.strip():
         where = f"page {pages[0].number}" if len(pages) == 1 else f"pages {pages[0].number}-{pages[-1].number}"
-        reason, detail = "no_text", f"{name}: no text on {where} (no text layer, none from OCR; scans need ocr.engine)"
+        reason, detail = "no_text", f"{name}: no text on {where} ({no_text_cause(good, ocr_configured)})"
     return PdfText(
         text=text,
         pdf_path=name,
         page_start=pages[0].number,
         page_end=pages[-1].number,
-        ocr_pages=tuple(page.number for page in pages if page.ocr),
+        ocr_pages=tuple(page.number for page in good if page.ocr),
+        failed_pages=tuple(page.number for page in failed) if reason is None else (),
+        running_lines=tuple(line for page in good for line in page.running),
+        page_errors="; ".join(page.error[1] for page in failed) if reason is None and failed else None,
         error_reason=reason,
         error_detail=detail,
         **common,
     )
+
+
+def no_text_cause(pages: list[Page], ocr_configured: bool) -> str:
+    if any(page.ocr for page in pages):
+        return "OCR read the page images and found no text"
+    if ocr_configured:
+        return "no text layer, and no page image for OCR to read"
+    return "no text layer, and no OCR engine: scans need ocr.engine"
 
 
 def extract_pdf(
@@ -700,8 +802,8 @@ def extract_pdf(
     remove_running_lines(pages)
     lexicon = Lexicon(text for page in pages for text in page_texts(page))
     if per_page:
-        return [part_text([page], name, lexicon, per_page=True, **common) for page in pages]
-    return [part_text(pages, name, lexicon, **common)]
+        return [part_text([page], name, lexicon, ocr is not None, per_page=True, **common) for page in pages]
+    return [part_text(pages, name, lexicon, ocr is not None, **common)]
 
 
 def pdf_document_from_payload(
