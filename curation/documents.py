@@ -31,6 +31,8 @@ METADATA_SCHEMA: dict[str, pa.DataType] = {
     "page_errors": pa.string(),
     "running_lines_removed": pa.int64(),  # running headers, footers and page numbers taken out of a PDF's text
     "running_lines_sample": pa.string(),  # the first few of them, distinct, joined by " | "
+    "garbled_pages": pa.list_(pa.int64()),  # pages whose text layer was garbled: OCR'd where ocr_pages has them
+    "ocr_downscaled_pages": pa.list_(pa.int64()),  # pages OCR'd below ocr.dpi to stay within ocr.max_pixels
     "source_file": pa.string(),  # a document file (JSONL, Parquet, HF dataset folder) it was read from
     "source_row": pa.int64(),  # its line or row in that file, from 0
     "title": pa.string(),

@@ -95,6 +95,8 @@ class OcrSection(Section):
     dpi: Annotated[int, Field(ge=36, le=1200)] = 300
     languages: Annotated[list[str], Field(min_length=1)] = ["eng"]
     min_text_chars: Annotated[int, Field(ge=0)] = 50  # pages with less text-layer text are OCR'd
+    # a page image larger than this is rendered at a lower dpi (a 6000 x 6000 px render took 2.1 GB)
+    max_pixels: Annotated[int, Field(ge=1_000_000)] = 25_000_000
     vlm: VlmSection | None = None
 
     @model_validator(mode="after")

@@ -168,3 +168,45 @@ def table_report(n_pages: int = 3) -> bytes:
         page.insert_text((400, 730), "Acme Ltd, Leeds", fontsize=9)
         page.insert_text((WIDTH / 2, 765), str(number), fontsize=8)
     return doc.tobytes()
+
+
+def shifted(text: str, by: int = -1) -> str:
+    """``text`` with each ASCII letter moved ``by`` along the alphabet: what a font with a
+    shifted Unicode mapping leaves in a text layer ("the" -> "sgd")."""
+    def move(ch: str) -> str:
+        if not ch.isascii() or not ch.isalpha():
+            return ch
+        base = ord("a") if ch.islower() else ord("A")
+        return chr(base + (ord(ch) - base + by) % 26)
+
+    return "".join(move(ch) for ch in text)
+
+
+def garbled_paper(n_pages: int = 2, garbled: tuple[int, ...] = (2,)) -> bytes:
+    """Pages of prose, those numbered in ``garbled`` with a shifted text layer."""
+    doc = pymupdf.open()
+    for number in range(1, n_pages + 1):
+        page = doc.new_page(width=WIDTH, height=HEIGHT)
+        for i in range(12):
+            line = f"Line {i + 1} of page {number} tells how the river floods the valley every spring."
+            page.insert_text((MARGIN, 150 + i * 14), shifted(line) if number in garbled else line, fontsize=10)
+    return doc.tobytes()
+
+
+def three_column_page(n_lines: int = 10) -> bytes:
+    """One page of three 150 pt columns under a full-width title, each line numbered
+    (``Column 2 line 4 ...``), drawn row by row in one text object: MuPDF puts the lines of
+    all three columns in one block, alternating."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=WIDTH, height=HEIGHT)
+    page.insert_text((MARGIN, 110), "A Title Set Across All Three Columns of the Page", fontsize=16)
+    writer = pymupdf.TextWriter(page.rect)
+    for k in range(1, n_lines + 1):
+        for column, x in enumerate((MARGIN, MARGIN + 165, MARGIN + 330), start=1):
+            writer.append((x, BODY_TOP + k * LEADING), three_column_line(column, k), fontsize=FONT_SIZE)
+    writer.write_text(page)
+    return doc.tobytes()
+
+
+def three_column_line(column: int, k: int) -> str:
+    return f"Column {column} line {k} of the page."

@@ -6,7 +6,9 @@ faults queued with ``inject`` answer the next requests instead.
 """
 
 import base64
+import dataclasses
 import json
+import re
 import struct
 import threading
 import time
@@ -20,7 +22,7 @@ from curation.drops import marked
 from curation.sources import ocr as ocr_module
 from curation.sources.ocr import OcrConfig, OcrUnavailableError, VlmConfig, check_tesseract, open_ocr
 from curation.sources.pdf import PdfSource, extract_pdf
-from tests.pdfs import WIDTH, scanned_pdf, two_column_paper
+from tests.pdfs import WIDTH, garbled_paper, scanned_pdf, shifted, two_column_paper
 
 API_KEY = "sk-test-not-a-real-key-0123456789"
 PAGE_LINES = [["First scanned page."], ["Second scanned page."]]
@@ -167,6 +169,25 @@ def test_a_page_whose_ocr_fails_is_left_out_and_the_rest_kept_without_leaking_th
     assert part.page_errors == "books/scan.pdf: page 2: OCR failed after 4 attempt(s): http_500"
     assert len(vision.requests) == 4
     assert API_KEY not in capfd.readouterr().err + part.page_errors
+
+
+def test_a_garbled_text_layer_is_read_by_ocr_and_only_that_page(vision):
+    [part] = read_pdf(garbled_paper(n_pages=2, garbled=(2,)), vlm_config(vision))
+    assert part.garbled_pages == (2,) and part.ocr_pages == (2,) and len(vision.requests) == 1
+    assert part.text.startswith("Line 1 of page 1 tells how the river floods")
+    assert "A page image of" in part.text and shifted("the river floods") not in part.text
+
+
+def test_a_poster_sized_page_is_rendered_within_the_pixel_cap(vision):
+    doc = pymupdf.open()
+    source = pymupdf.open()
+    source.new_page(width=200, height=200).insert_text((20, 100), "Poster", fontsize=40)
+    poster = doc.new_page(width=3000, height=3000)  # 12,500 px a side at 300 dpi: 156 megapixels
+    poster.insert_image(poster.rect, pixmap=source[0].get_pixmap(dpi=72))
+    [part] = read_pdf(doc.tobytes(), dataclasses.replace(vlm_config(vision), dpi=300, max_pixels=4_000_000), name="poster.pdf")
+    width, height = map(int, re.search(r"A page image of (\d+) by (\d+) pixels", part.text).groups())
+    assert width * height <= 4_000_000 and width >= 1900  # 48 dpi: as large as the cap allows
+    assert part.ocr_downscaled_pages == (1,) and part.metadata()["ocr_downscaled_pages"] == [1]
 
 
 def test_a_client_error_is_not_retried_and_only_its_page_fails(vision):

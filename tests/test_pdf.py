@@ -14,6 +14,7 @@ from curation.sources.pdf import (
     extract_pdf,
     join_paragraphs,
     pdf_document_from_payload,
+    garbled_text_layer,
     remove_running_lines,
 )
 from tests.pdfs import (
@@ -27,7 +28,11 @@ from tests.pdfs import (
     interleaved_columns,
     scanned_pdf,
     single_column,
+    garbled_paper,
+    shifted,
     table_report,
+    three_column_line,
+    three_column_page,
     truncated,
     two_column_paper,
 )
@@ -132,6 +137,23 @@ def test_a_bare_number_in_a_margin_is_a_page_number_only_where_it_follows_the_pa
         remove_running_lines(document)
     assert [page.running for page in numbered] == [["5"], ["6"], ["7"]]
     assert [page.running for page in counts] == [[], [], []]
+
+
+def test_a_garbled_text_layer_without_ocr_is_kept_and_flagged():
+    [part] = extract_pdf(garbled_paper(n_pages=3, garbled=(2,)), "shifted.pdf")
+    assert part.garbled_pages == (2,) and part.metadata()["garbled_pages"] == [2] and part.ocr_pages == ()
+    assert shifted("the river floods") in part.text
+    for clean in (two_column_paper(n_pages=3), table_report(n_pages=3), single_column([["def f(x):", "    return x + 1"] * 20])):
+        assert extract_pdf(clean, "clean.pdf")[0].garbled_pages == ()
+    unmapped = [Block([f"Normal words \ufffd\ufffd\ufffd line {i}\x03\x03"], 72, 100 + 12 * i, 400, 110 + 12 * i, i) for i in range(5)]
+    assert "unmapped glyphs" in garbled_text_layer(unmapped)
+
+
+def test_three_columns_are_read_left_to_right():
+    [part] = extract_pdf(three_column_page(n_lines=10), "three.pdf")
+    order = [three_column_line(column, k) for column in (1, 2, 3) for k in range(1, 11)]
+    assert part.text.startswith("A Title Set Across All Three Columns")
+    assert positions(part.text, order) == sorted(positions(part.text, order)) and min(positions(part.text, order)) >= 0
 
 
 def test_columns_drawn_row_by_row_are_read_column_by_column():

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import math
 import re
 import time
 from abc import ABC, abstractmethod
@@ -74,6 +75,7 @@ class OcrConfig:
     dpi: int = 300
     languages: tuple[str, ...] = ("eng",)
     min_text_chars: int = 50
+    max_pixels: int = 25_000_000  # a page image larger than this is rendered at a lower dpi
     vlm: VlmConfig | None = None
 
     def __post_init__(self) -> None:
@@ -86,6 +88,8 @@ class OcrConfig:
             raise ValueError(f"ocr.languages: expected Tesseract codes like ['eng', 'deu'], got {self.languages!r}")
         if self.min_text_chars < 0:
             raise ValueError(f"ocr.min_text_chars: expected >= 0, got {self.min_text_chars}")
+        if self.max_pixels < 1_000_000:
+            raise ValueError(f"ocr.max_pixels: expected at least 1,000,000, got {self.max_pixels}")
         if self.engine == "vlm" and self.vlm is None:
             raise ValueError("ocr.vlm: engine 'vlm' needs a vlm section (base_url, model)")
 
@@ -109,6 +113,7 @@ class OcrResult:
 
     textpage: pymupdf.TextPage | None = None
     text: str | None = None
+    dpi: int | None = None  # what the page was rendered at, when the pixel cap lowered it
 
 
 def install_hint(language: str = "eng") -> str:
@@ -144,6 +149,14 @@ def render_png(page: pymupdf.Page, dpi: int) -> bytes:
     return page.get_pixmap(dpi=dpi).tobytes("png")
 
 
+def capped_dpi(page: pymupdf.Page, dpi: int, max_pixels: int) -> int:
+    """``dpi``, or the highest dpi at which the page's image stays within ``max_pixels``:
+    the render's memory grows with the page's area (a poster-sized page at 300 dpi is
+    hundreds of megapixels)."""
+    pixels = (page.rect.width * dpi / 72) * (page.rect.height * dpi / 72)
+    return dpi if pixels <= max_pixels else max(1, math.floor(dpi * math.sqrt(max_pixels / pixels)))
+
+
 class PageOcr(ABC):
     """An OCR engine for the pages of one reader task; use as a context manager."""
 
@@ -175,11 +188,12 @@ class TesseractOcr(PageOcr):
         self.language = "+".join(config.languages)
 
     def read(self, page: pymupdf.Page, where: str) -> OcrResult:
+        dpi = capped_dpi(page, self.config.dpi, self.config.max_pixels)
         try:
-            textpage = page.get_textpage_ocr(language=self.language, dpi=self.config.dpi, full=True, tessdata=self.tessdata)
+            textpage = page.get_textpage_ocr(language=self.language, dpi=dpi, full=True, tessdata=self.tessdata)
         except (RuntimeError, ValueError) as err:  # what MuPDF raises for a page it cannot render or read
             raise OcrFailed(f"tesseract: {type(err).__name__}: {err}", attempts=1) from err
-        return OcrResult(textpage=textpage)
+        return OcrResult(textpage=textpage, dpi=dpi if dpi < self.config.dpi else None)
 
 
 def chat_body(vlm: VlmConfig, png: bytes) -> dict:
@@ -223,7 +237,8 @@ class VlmOcr(PageOcr):
         self.client = httpx.Client(base_url=self.vlm.base_url.rstrip("/") + "/", timeout=self.vlm.timeout_s, headers=headers)
 
     def read(self, page: pymupdf.Page, where: str) -> OcrResult:
-        return OcrResult(text=self.transcribe(render_png(page, self.config.dpi), where))
+        dpi = capped_dpi(page, self.config.dpi, self.config.max_pixels)
+        return OcrResult(text=self.transcribe(render_png(page, dpi), where), dpi=dpi if dpi < self.config.dpi else None)
 
     def transcribe(self, png: bytes, where: str) -> str:
         """The text of one page image; ``where`` (file and page) keys the jitter and the log lines."""
