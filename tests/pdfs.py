@@ -7,6 +7,8 @@ numbered (``Left column of page 2, line 5 ...``) so reading order can be asserte
 and words split across line ends on page 1.
 """
 
+import random
+
 import pymupdf
 
 WIDTH, HEIGHT = 612, 792  # US Letter
@@ -210,3 +212,15 @@ def three_column_page(n_lines: int = 10) -> bytes:
 
 def three_column_line(column: int, k: int) -> str:
     return f"Column {column} line {k} of the page."
+
+
+def specks_scan(seed: int = 0) -> bytes:
+    """One page whose only content is an image of random black specks: what a hard scan
+    gives an OCR engine that finds letters in anything."""
+    rng = random.Random(seed)
+    width, height = 1275, 1650  # US Letter at 150 dpi
+    specks = bytes(rng.choice((0, 255, 255, 255)) for _ in range(width * height))
+    doc = pymupdf.open()
+    page = doc.new_page(width=WIDTH, height=HEIGHT)
+    page.insert_image(page.rect, pixmap=pymupdf.Pixmap(pymupdf.csGRAY, width, height, specks, False))
+    return doc.tobytes()

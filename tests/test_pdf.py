@@ -15,6 +15,7 @@ from curation.sources.pdf import (
     join_paragraphs,
     pdf_document_from_payload,
     garbled_text_layer,
+    ocr_noise,
     remove_running_lines,
 )
 from tests.pdfs import (
@@ -28,6 +29,7 @@ from tests.pdfs import (
     interleaved_columns,
     scanned_pdf,
     single_column,
+    specks_scan,
     garbled_paper,
     shifted,
     table_report,
@@ -295,6 +297,20 @@ def test_tesseract_reads_only_the_scanned_pages(tesseract):
     for words in ("quick brown fox", "optical character recognition", "Twelve barrels of apples"):
         assert words in mixed.text
     assert scan_only[0].metadata()["source"] == "ocr" and scan_only[0].metadata()["ocr_pages"] == [1]
+
+
+def test_ocr_output_that_is_noise_is_left_out_not_kept(tesseract):
+    data = scanned_pdf([SCAN_LINES], text_pages={1: ["A first page with a real text layer, long enough to keep."]})
+    specks = pymupdf.open(stream=specks_scan(), filetype="pdf")
+    document = pymupdf.open(stream=data, filetype="pdf")
+    document.insert_pdf(specks)
+    with open_ocr(OcrConfig(engine="tesseract", dpi=150)) as ocr:
+        [part] = extract_pdf(document.tobytes(), "hard.pdf", ocr=ocr)
+    assert part.error_reason is None and part.ocr_pages == (2,) and part.failed_pages == (3,)
+    assert part.page_errors.startswith("hard.pdf: page 3: OCR output looks like noise: ")
+    assert "quick brown fox" in part.text  # the legible scan is kept
+    prose = "The committee on internationalization met twice this spring and agreed on the plan. " * 4
+    assert ocr_noise(prose) is None  # a long word now and then is a word
 
 
 def test_a_full_width_line_splits_the_columns_into_bands_and_rotated_text_is_left_out():

@@ -27,6 +27,8 @@ boxes. So:
 * **A garbled text layer** (:func:`garbled_text_layer`: unmapped glyphs, or letters shifted
   by a broken font mapping) is OCR'd when OCR is configured, else kept and flagged; either
   way the page is in ``garbled_pages``.
+* **OCR output that is noise** (:func:`ocr_noise`: letters mostly in runs no word is as
+  long as, what an engine "reads" in specks) leaves its page out, as ``ocr_noise``.
 * **Reflow and de-hyphenation.** The lines of a block are joined with spaces; blocks
   become paragraphs separated by a blank line. A line ending in ``letters-`` continues
   its word on the next line, across columns and pages too. The hyphen is dropped
@@ -82,6 +84,10 @@ GARBLED_UNMAPPED = 0.05  # share of unmapped glyphs above which a text layer is 
 GARBLED_VOWELLESS = 0.25  # share of Latin-script words without a vowel above which it is
 GARBLED_MIN_WORDS = 30  # words a page needs before the vowel test says anything
 CODE_LINES = 0.25  # the share of code-looking lines that makes a page code (curation.text_kind)
+OCR_WORD = re.compile(r"[^\W\d_]+")  # runs of letters, any script
+OCR_LONGEST_WORD = 15  # letters: a longer run in OCR output is rarely a word
+OCR_NOISE_SHARE = 0.3  # share of an OCR page's letters in such runs above which it is noise
+OCR_NOISE_MIN_WORDS = 30  # words an OCR page needs before the test says anything
 LATIN_WORD = re.compile(r"[A-Za-zÀ-ÿ]{2,}")
 VOWEL = re.compile(r"[aeiouyàâäéèêëîïôöùûüÿáíóúAEIOUYÀÂÄÉÈÊËÎÏÔÖÙÛÜŸÁÍÓÚ]")
 SPANNING_WIDTH = 0.6  # a line wider than this share of the text width spans columns
@@ -416,6 +422,20 @@ def garbled_text_layer(blocks: list[Block]) -> str | None:
     return None
 
 
+def ocr_noise(text: str) -> str | None:
+    """Why OCR output is noise rather than text, or None. On an image of specks, tesseract
+    "reads" runs of letters ("eeeeeeeoeeesFree", "eyaeore=eeaooecasme"); words of real text
+    are rarely longer than 15 letters, so a page whose letters sit mostly in such runs is noise."""
+    words = OCR_WORD.findall(text)
+    letters = sum(map(len, words))
+    if len(words) < OCR_NOISE_MIN_WORDS or letters == 0:
+        return None
+    share = sum(len(word) for word in words if len(word) > OCR_LONGEST_WORD) / letters
+    if share > OCR_NOISE_SHARE:
+        return f"looks like noise: {share:.0%} of its letters are in runs longer than {OCR_LONGEST_WORD}"
+    return None
+
+
 def read_page(doc: pymupdf.Document, index: int, name: str, ocr: PageOcr | None) -> Page:
     """One page's text layer, replaced by OCR where the page looks scanned or its text layer
     is garbled (:func:`garbled_text_layer`); a garbled page without OCR is kept and flagged."""
@@ -432,7 +452,9 @@ def read_page(doc: pymupdf.Document, index: int, name: str, ocr: PageOcr | None)
     except Exception as err:  # a broken content stream or resource: this page only
         return Page(number, 0, 0, error=("corrupt", f"{where}: unreadable: {type(err).__name__}: {err}"))
     try:
-        return replace(ocr_page(number, width, height, ocr.read(page, where)), garbled=garbled)
+        read = replace(ocr_page(number, width, height, ocr.read(page, where)), garbled=garbled)
+        noise = ocr_noise("\n".join(page_texts(read)))
+        return read if noise is None else Page(number, width, height, error=("ocr_noise", f"{where}: OCR output {noise}"))
     except OcrFailed as err:
         return Page(number, width, height, blocks, error=("ocr_failed", f"{where}: {err}"))
     except Exception as err:  # MuPDF could not render the page for OCR
