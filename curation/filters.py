@@ -30,7 +30,7 @@ from datatrove.pipeline.filters import (
 from datatrove.utils.lid import FT176LID
 
 from curation.process_cache import per_process
-from curation.text_kind import CODE, TECHNICAL, TEXT_KIND, code_line_fraction, prose_lines
+from curation.text_kind import CODE, CODE_LINES, TECHNICAL, TEXT_KIND, code_line_fraction, prose_lines
 
 LID_MODEL_ENV = "CURATE_LID_MODEL"
 
@@ -110,7 +110,7 @@ class LanguageIdFilter(LanguageFilter):
         threshold: float = 0.65,
         exclusion_writer=None,
         model_path: Path | None = None,
-        code_threshold: float | None = 0.25,
+        code_threshold: float | None = CODE_LINES,
         min_prose_words: int = 20,
     ):
         super().__init__(languages=None, language_threshold=threshold, exclusion_writer=exclusion_writer)

@@ -28,6 +28,7 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 TEXT_KIND = "text_kind"
 CODE_MARKUP = "code_markup"
 CODE, TECHNICAL, PROSE = "code", "technical", "prose"
+CODE_LINES = 0.25  # the share of code-looking lines that makes a text code
 
 # A line that reads as code: a statement, a comment, a brace, a doctest or shell prompt, a
 # call or signature (a name directly followed by "(": "Mole (animal)" is a title, not a call).
@@ -59,7 +60,7 @@ class TextKind(PipelineStep):
     name = "🔎 text kind"
     type = "🏷 annotate"
 
-    def __init__(self, code_lines: float = 0.25, technical_lines: float = 0.1, code_markup: int = 2):
+    def __init__(self, code_lines: float = CODE_LINES, technical_lines: float = 0.1, code_markup: int = 2):
         super().__init__()
         self.code_lines = code_lines
         self.technical_lines = technical_lines

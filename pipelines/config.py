@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from curation.errors import UserError
+from curation.text_kind import CODE_LINES
 
 CLUSTER_ADDRESS = re.compile(r"^(local|tcp://[\w.\-\[\]:]+:\d+)$")
 
@@ -222,7 +223,7 @@ class HeuristicSection(Section):
 class TextKindSection(Section):
     """How the filter stage tells code and technical text from prose (curation.text_kind)."""
 
-    code_lines: Annotated[float, Field(gt=0, le=1)] = 0.25  # this share of code-looking lines or more: code
+    code_lines: Annotated[float, Field(gt=0, le=1)] = CODE_LINES  # this share of code-looking lines or more: code
     technical_lines: Annotated[float, Field(gt=0, le=1)] = 0.1  # or more: technical
     code_markup: Annotated[int, Field(ge=1)] = 2  # or this many <pre>/<code>/<kbd>/<samp> elements: technical
 

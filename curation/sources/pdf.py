@@ -72,7 +72,7 @@ from curation.drops import DROP_MARK, Drop
 from curation.sources.names import source_names
 from curation.storage import open_binary
 from curation.sources.ocr import OcrConfig, OcrFailed, OcrResult, PageOcr, open_ocr
-from curation.text_kind import code_line_fraction
+from curation.text_kind import CODE_LINES, code_line_fraction
 
 TEXT_FLAGS = pymupdf.TEXTFLAGS_TEXT & ~pymupdf.TEXT_PRESERVE_LIGATURES  # "ﬁ" -> "fi"
 MARKER_WINDOW = 1024  # the PDF spec's allowance for where %PDF- and %%EOF may sit
@@ -83,7 +83,6 @@ RUNNING_SAMPLE = 3  # removed running lines named in a document's metadata
 GARBLED_UNMAPPED = 0.05  # share of unmapped glyphs above which a text layer is garbled
 GARBLED_VOWELLESS = 0.25  # share of Latin-script words without a vowel above which it is
 GARBLED_MIN_WORDS = 30  # words a page needs before the vowel test says anything
-CODE_LINES = 0.25  # the share of code-looking lines that makes a page code (curation.text_kind)
 OCR_WORD = re.compile(r"[^\W\d_]+")  # runs of letters, any script
 OCR_LONGEST_WORD = 15  # letters: a longer run in OCR output is rarely a word
 OCR_NOISE_SHARE = 0.3  # share of an OCR page's letters in such runs above which it is noise
