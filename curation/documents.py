@@ -33,6 +33,8 @@ METADATA_SCHEMA: dict[str, pa.DataType] = {
     "running_lines_sample": pa.string(),  # the first few of them, distinct, joined by " | "
     "garbled_pages": pa.list_(pa.int64()),  # pages whose text layer was garbled: OCR'd where ocr_pages has them
     "ocr_downscaled_pages": pa.list_(pa.int64()),  # pages OCR'd below ocr.dpi to stay within ocr.max_pixels
+    "ocr_confidence": pa.float64(),  # the lowest mean word confidence (0-100) of its tesseract pages
+    "ocr_deskewed": pa.string(),  # pages straightened before OCR, with their skew: "3: 2°, 4: -1.5°"
     "source_file": pa.string(),  # a document file (JSONL, Parquet, HF dataset folder) it was read from
     "source_row": pa.int64(),  # its line or row in that file, from 0
     "title": pa.string(),

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from curation.errors import UserError
+from curation.sources.ocr import DEFAULT_MIN_CONFIDENCE, DEFAULT_VLM_PROMPT, VLM_PRESETS
 from curation.text_kind import CODE_LINES
 
 CLUSTER_ADDRESS = re.compile(r"^(local|tcp://[\w.\-\[\]:]+:\d+)$")
@@ -86,9 +87,21 @@ class VlmSection(Section):
     base_url: str
     model: str
     api_key_env: str | None = None
+    preset: Literal["olmocr"] | None = None  # fills the settings below that are not given (curation.sources.ocr.VLM_PRESETS)
+    prompt: Annotated[str, Field(min_length=1)] = DEFAULT_VLM_PROMPT
+    longest_side_px: Annotated[int, Field(ge=64, le=10_000)] | None = None  # else the page renders at ocr.dpi
     max_tokens: Annotated[int, Field(ge=1)] = 4096
+    temperatures: Annotated[list[Annotated[float, Field(ge=0, le=2)]], Field(min_length=1)] = [0.0]  # by attempt
     timeout_s: Annotated[float, Field(gt=0)] = 120.0
     max_retries: Annotated[int, Field(ge=0)] = 4
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_preset(cls, data: Any) -> Any:
+        """A preset's settings go into the config itself, so they are part of the run's identity."""
+        if isinstance(data, dict) and data.get("preset") in VLM_PRESETS:
+            return VLM_PRESETS[data["preset"]] | data
+        return data
 
 
 class OcrSection(Section):
@@ -98,6 +111,9 @@ class OcrSection(Section):
     min_text_chars: Annotated[int, Field(ge=0)] = 50  # pages with less text-layer text are OCR'd
     # a page image larger than this is rendered at a lower dpi (a 6000 x 6000 px render took 2.1 GB)
     max_pixels: Annotated[int, Field(ge=1_000_000)] = 25_000_000
+    # tesseract: a page whose mean word confidence (0-100) is lower is left out as low_confidence
+    min_confidence: Annotated[float, Field(ge=0, le=100)] = DEFAULT_MIN_CONFIDENCE
+    timeout_s: Annotated[float, Field(gt=0)] = 300.0  # tesseract: seconds one page may take
     vlm: VlmSection | None = None
 
     @model_validator(mode="after")
@@ -428,6 +444,7 @@ class ExportSection(Section):
     token_budget: Annotated[int, Field(ge=1)] | None = None  # default: every training token once
     formats: Annotated[list[Literal["megatron", "olmo_core"]], Field(min_length=1)] = ["megatron", "olmo_core"]
     sequence_length: Annotated[int, Field(ge=8)] = 2048
+    global_batch_size: Annotated[int, Field(ge=1)] = 64  # sequences per step: the budget is trained in whole batches
     max_repetition_ratio: Annotated[float, Field(gt=0)] = 4.0
     out: str = "{run_dir}/export"
 

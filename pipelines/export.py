@@ -62,10 +62,24 @@ def run_export(config: PipelineConfig, run: RunDir, client, console) -> dict:
     tokenizer = describe_tokenizer(run.tokenizer_path, config.tokenize.tokenizer.eos_token)
     out = Path(section.out.replace("{run_dir}", str(run.path)))
     lineage = {"run": str(run.path), "mix": section.mix or "natural", "stages": lineage_of(run.read_manifest(), EXPORT_READS)}
-    export_mixture(
-        token_dirs, weights, int(budget), tokenizer, out, lineage, section.formats,
-        sequence_length=section.sequence_length, max_repetition_ratio=section.max_repetition_ratio, overwrite=True,
+    try:
+        manifest = export_mixture(
+            token_dirs, weights, int(budget), tokenizer, out, lineage, section.formats,
+            sequence_length=section.sequence_length, global_batch_size=section.global_batch_size,
+            max_repetition_ratio=section.max_repetition_ratio, overwrite=True,
+        )
+    except ValueError as err:  # a budget, weight or supply the batch plan cannot meet: the user's to change
+        raise UserError(f"export: {err}") from None
+    batches = manifest["batches"]
+    if manifest["rounded_out_domains"]:
+        console.print(
+            f"[yellow]export: {', '.join(manifest['rounded_out_domains'])} left out: their weights are under one "
+            f"of the {batches['sequences']:,} sequences trained (raise the budget to keep them)[/yellow]"
+        )
+    console.print(
+        f"export: {len(manifest['domains'])} domains, {batches['trained_tokens']:,} tokens "
+        f"({batches['steps']} steps of {batches['global_batch_size']} x {batches['sequence_length']}; "
+        f"requested {int(budget):,}) -> {out}"
     )
-    exported = [d for d, w in weights.items() if w > 0]
-    console.print(f"export: {len(exported)} domains, budget {int(budget):,} tokens -> {out}")
-    return {"out": str(out), "token_budget": int(budget), "weights": weights, "domains": len(exported), "manifest": str(out / "manifest.json")}
+    return {"out": str(out), "token_budget": batches["trained_tokens"], "requested_token_budget": int(budget),
+            "weights": weights, "domains": len(manifest["domains"]), "manifest": str(out / "manifest.json")}

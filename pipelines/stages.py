@@ -173,7 +173,7 @@ def export_inputs(config: PipelineConfig, run: RunDir) -> dict[str, dict]:
 
 
 def ocr_config(section) -> OcrConfig:
-    vlm = VlmConfig(**section.vlm.model_dump()) if section.vlm else None
+    vlm = VlmConfig(**section.vlm.model_dump(exclude={"preset"})) if section.vlm else None
     return OcrConfig(**section.model_dump(exclude={"vlm"}), vlm=vlm)
 
 

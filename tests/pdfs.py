@@ -9,6 +9,8 @@ and words split across line ends on page 1.
 
 import random
 
+import numpy as np
+
 import pymupdf
 
 WIDTH, HEIGHT = 612, 792  # US Letter
@@ -223,4 +225,77 @@ def specks_scan(seed: int = 0) -> bytes:
     doc = pymupdf.open()
     page = doc.new_page(width=WIDTH, height=HEIGHT)
     page.insert_image(page.rect, pixmap=pymupdf.Pixmap(pymupdf.csGRAY, width, height, specks, False))
+    return doc.tobytes()
+
+
+def rotated_contents(n_pages: int = 3, n_lines: int = 12) -> bytes:
+    """A table of contents on portrait pages shown landscape (``/Rotate 90``), its text
+    drawn upwards in the unrotated page so that it reads across the displayed one: a
+    running header ("Contents") and a page number in the displayed margins, and entries
+    (``Chapter 4 ... 37``) from the top of the displayed page to its bottom."""
+    doc = pymupdf.open()
+    for number in range(1, n_pages + 1):
+        page = doc.new_page(width=WIDTH, height=HEIGHT)
+        page.set_rotation(90)
+        shown = page.derotation_matrix  # displayed coordinates -> unrotated ones
+        page.insert_text(pymupdf.Point(MARGIN, 30) * shown, "Contents", fontsize=9, rotate=90)
+        for k in range(1, n_lines + 1):
+            page.insert_text(pymupdf.Point(MARGIN, 50 + k * 40) * shown, contents_line(number, k), fontsize=11, rotate=90)
+        page.insert_text(pymupdf.Point(HEIGHT / 2, WIDTH - 20) * shown, str(number), fontsize=9, rotate=90)
+    return doc.tobytes()
+
+
+def contents_line(page: int, k: int) -> str:
+    chapter = (page - 1) * 100 + k
+    return f"Chapter {chapter} On the subject of part {chapter} ........ {3 * chapter}"
+
+
+def scan_of(data: bytes, degrees: float = 0.0, dpi: int = 300, noise: float = 0.0, blur: int = 0,
+            jpeg_quality: int | None = None, seed: int = 0) -> bytes:
+    """``data``'s pages as a scanner would give them: each page rendered in gray at ``dpi``,
+    tilted by ``degrees`` (clockwise), with ``noise`` (the share of pixels flipped to black
+    or white), a ``blur`` (box filter ``2 * blur + 1`` pixels wide) and JPEG compression,
+    and put back as an image-only page."""
+    rng = np.random.default_rng(seed)
+    scan = pymupdf.open()
+    for page in pymupdf.open(stream=data, filetype="pdf"):
+        pixmap = page.get_pixmap(matrix=pymupdf.Matrix(dpi / 72, dpi / 72).prerotate(degrees), colorspace=pymupdf.csGRAY, alpha=False)
+        gray = np.frombuffer(pixmap.samples, dtype=np.uint8).reshape(pixmap.height, pixmap.stride)[:, : pixmap.width].astype(np.float64)
+        if blur:
+            gray = box_blur(gray, blur)
+        if noise:
+            flipped = rng.random(gray.shape) < noise
+            gray[flipped] = rng.choice((0.0, 255.0), size=int(flipped.sum()))
+        image = pymupdf.Pixmap(pymupdf.csGRAY, pixmap.width, pixmap.height, np.ascontiguousarray(gray.round().astype(np.uint8)).tobytes(), False)
+        shown = scan.new_page(width=pixmap.width * 72 / dpi, height=pixmap.height * 72 / dpi)
+        if jpeg_quality is None:
+            shown.insert_image(shown.rect, pixmap=image)
+        else:
+            shown.insert_image(shown.rect, stream=image.tobytes("jpg", jpg_quality=jpeg_quality))
+    return scan.tobytes(garbage=3, deflate=True)
+
+
+def box_blur(gray: np.ndarray, radius: int) -> np.ndarray:
+    width = 2 * radius + 1
+    for axis in (0, 1):
+        padded = np.pad(gray, [(radius, radius) if a == axis else (0, 0) for a in (0, 1)], mode="edge")
+        sums = np.cumsum(padded, axis=axis)
+        sums = np.insert(sums, 0, 0.0, axis=axis)
+        gray = (np.take(sums, range(width, sums.shape[axis]), axis=axis) - np.take(sums, range(0, sums.shape[axis] - width), axis=axis)) / width
+    return gray
+
+
+def full_column_paper(lines_per_column: int = 45, seed: int = 0) -> bytes:
+    """One page of two columns filled edge to edge, as justified text is: every line is
+    words up to the column's width, so the 20 pt gutter is the only gap between them."""
+    rng = random.Random(seed)
+    words = "the river floods valley every spring and farmers plant rice along its banks where soil stays wet".split()
+    doc = pymupdf.open()
+    page = doc.new_page(width=WIDTH, height=HEIGHT)
+    for x in (MARGIN, RIGHT_COLUMN_X):
+        for i in range(lines_per_column):
+            line = f"{'LR'[x > MARGIN]}{i + 1:02d}"
+            while pymupdf.get_text_length(candidate := f"{line} {rng.choice(words)}", fontsize=FONT_SIZE) < COLUMN_WIDTH:
+                line = candidate
+            page.insert_text((x, BODY_TOP - 60 + i * LEADING), line, fontsize=FONT_SIZE)
     return doc.tobytes()

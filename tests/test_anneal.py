@@ -203,7 +203,7 @@ def test_the_chosen_units_token_files_export(annealed, run, tmp_path):
     weights = {export_name(unit): mix["weights"][unit] for unit in mix["token_dirs"]}
     manifest = export_mixture(
         token_dirs, weights, mix["token_budget"], info, tmp_path / "export", {"mix": "anneal"}, ["olmo_core"],
-        sequence_length=64, max_repetition_ratio=MAX_EPOCHS + 1,
+        sequence_length=8, global_batch_size=8, max_repetition_ratio=MAX_EPOCHS + 1,
     )
     assert json.dumps(manifest)
 

@@ -164,10 +164,14 @@ def test_export_token_counts_agree_with_the_tokens_view_and_the_files(demo_run):
     by_domain = dict(sql(run, "select domain, sum(n_tokens)::BIGINT from tokens group by 1"))
     assert {d: info["tokens"] for d, info in manifest["domains"].items()} == by_domain
     assert abs(sum(info["weight"] for info in manifest["domains"].values()) - 1) < 1e-9
-    eos = manifest["tokenizer"]["eos_id"]
+    sequence_length = manifest["batches"]["sequence_length"]
+    assert manifest["batches"]["trained_tokens"] == sum(info["trained_tokens"] for info in manifest["domains"].values())
     for domain, info in manifest["domains"].items():
         tokens = np.memmap(run.path / "export" / "olmo-core" / f"{domain}.npy", dtype=np.uint16, mode="r")
-        assert len(tokens) == info["tokens"] and int((tokens == eos).sum()) == info["documents"]
+        documents = np.memmap(run.path / "export" / "megatron-lm" / f"{domain}.bin", dtype=np.uint16, mode="r")
+        assert len(documents) == info["tokens"] and len(tokens) == info["tokens"] // sequence_length * sequence_length
+        assert np.array_equal(tokens, documents[: len(tokens)])  # the same documents, cut at the last whole sequence
+        assert abs(info["share"] - info["weight"]) <= 1 / manifest["batches"]["sequences"]
     validation = sql(run, "select count(*), sum(n_tokens) from validation")[0]
     documents = sql(run, "select count(*) from tokenize")[0][0]
     assert 0 < validation[0] < 0.2 * documents

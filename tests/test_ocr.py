@@ -2,7 +2,8 @@
 
 The stand-in answers ``POST /v1/chat/completions`` only when the request carries a
 PNG page image as a base64 data URL, with deterministic text naming the image size;
-faults queued with ``inject`` answer the next requests instead.
+faults queued in ``faults`` answer the next requests instead (an error status, a hang,
+garbage, an answer cut at ``length``, or one whose front matter says the page is turned).
 """
 
 import base64
@@ -20,13 +21,15 @@ import pytest
 
 from curation.drops import marked
 from curation.sources import ocr as ocr_module
-from curation.sources.ocr import OcrConfig, OcrUnavailableError, VlmConfig, check_tesseract, open_ocr
+from curation.sources.ocr import OLMOCR_PROMPT, OcrConfig, OcrUnavailableError, VlmConfig, check_tesseract, open_ocr
 from curation.sources.pdf import PdfSource, extract_pdf
+from pipelines.config import VlmSection
 from tests.pdfs import WIDTH, garbled_paper, scanned_pdf, shifted, two_column_paper
 
 API_KEY = "sk-test-not-a-real-key-0123456789"
 PAGE_LINES = [["First scanned page."], ["Second scanned page."]]
 DPI = 72  # 612 x 792 pt -> 612 x 792 px: small images, fast tests
+UPSIDE_DOWN = "---\nprimary_language: en\nis_rotation_valid: false\nrotation_correction: 90\nis_table: false\n---\n"
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -53,9 +56,9 @@ class VisionHandler(BaseHTTPRequestHandler):
         elif fault == "missing":
             self.answer(200, b'{"id": "x", "object": "chat.completion"}')
         else:
-            self.answer_page(body)
+            self.answer_page(body, fault)
 
-    def answer_page(self, body: dict) -> None:
+    def answer_page(self, body: dict, fault: str | None) -> None:
         parts = body["messages"][0]["content"]
         images = [p["image_url"]["url"] for p in parts if p.get("type") == "image_url"]
         prefix = "data:image/png;base64,"
@@ -63,8 +66,10 @@ class VisionHandler(BaseHTTPRequestHandler):
             self.answer(400, b'{"error": "expected one PNG image_url part"}')
             return
         width, height = png_size(base64.b64decode(images[0][len(prefix):]))
-        text = self.server.front_matter + f"A page image of {width} by {height} pixels.\n\nIt reads clearly."
-        answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}
+        front_matter = UPSIDE_DOWN if fault == "upside_down" else self.server.front_matter
+        text = front_matter + f"A page image of {width} by {height} pixels.\n\nIt reads clearly."
+        finish = "length" if fault == "length" else "stop"
+        answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}]}
         self.answer(200, json.dumps(answer).encode())
 
     def answer(self, status: int, data: bytes, headers: dict | None = None) -> None:
@@ -137,6 +142,26 @@ def test_olmocr_front_matter_is_stripped(vision):
     vision.front_matter = "---\nprimary_language: en\nis_rotation_valid: True\nrotation_correction: 0\n---\n"
     [part] = read_pdf(scanned_pdf(PAGE_LINES[:1]), vlm_config(vision))
     assert part.text.startswith("A page image of") and "primary_language" not in part.text
+
+
+def test_an_answer_cut_short_is_asked_again_at_the_next_temperature(vision):
+    vision.faults.extend(["length", "length"])
+    [part] = read_pdf(scanned_pdf(PAGE_LINES[:1]), vlm_config(vision, temperatures=(0.1, 0.5)))
+    assert part.error_reason is None and part.text.startswith("A page image of")
+    assert [request["body"]["temperature"] for request in vision.requests] == [0.1, 0.5, 0.5]
+
+
+def test_a_page_the_model_says_is_turned_is_sent_again_turned_back(vision):
+    vision.faults.append("upside_down")
+    [part] = read_pdf(scanned_pdf(PAGE_LINES[:1]), vlm_config(vision, longest_side_px=400))
+    assert part.text == "A page image of 400 by 310 pixels.\n\nIt reads clearly."  # the second, turned 90 degrees
+    assert len(vision.requests) == 2
+
+
+def test_the_olmocr_preset_is_olmocrs_own_settings_and_keys_given_win():
+    section = VlmSection(base_url="http://127.0.0.1:1/v1", model="allenai/olmOCR-2-7B-1025", preset="olmocr", max_tokens=6000)
+    assert section.prompt == OLMOCR_PROMPT and section.longest_side_px == 1288 and section.max_tokens == 6000
+    assert section.temperatures == [0.1, 0.1, 0.2, 0.3, 0.5, 0.8, 0.9, 1.0] and section.max_retries == 7
 
 
 def test_pages_with_a_text_layer_are_never_sent(vision):

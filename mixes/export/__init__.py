@@ -5,13 +5,17 @@
     tokenizer/                 tokenizer.json + tokenizer_config.json (a transformers folder)
     megatron-lm/<domain>.bin/.idx  one Megatron indexed dataset per domain, a sequence per document
     megatron-lm/blend.txt      "w1 megatron-lm/<d1> w2 megatron-lm/<d2> ..." for --data-args-path
-    olmo-core/<domain>.npy     one raw token memmap per domain, EOS between documents
-    olmo-core/mixture.yaml     OLMo-core source mixture (target ratios = weights)
+    olmo-core/<domain>.npy     one raw token memmap per domain, EOS between documents, cut at
+                               its last whole sequence (OLMo-core reads no further)
+    olmo-core/mixture.yaml     OLMo-core source mixture
     handoff.sh (+ olmo_core_train.py)  launch commands, see `mixes.export.handoff`
-    manifest.json              domains, files + sha256, token counts, weights, epochs, lineage
+    manifest.json              domains, files + sha256, token counts, weights, epochs, batches, lineage
 
-Every domain is exported whole; the trainer samples it by weight, so a domain is seen
-`token_budget * weight / tokens` times ("epochs" in the manifest). All paths written inside the
+The token budget is trained in whole global batches (`mixes.export.batches`): the budget is
+rounded down to them, and each domain gets a whole number of sequences by its weight. The
+Megatron blend weights and the OLMo-core target ratios are those sequence shares, so both
+trainers sample each domain exactly that many times; a domain is seen
+`sequences * sequence_length / tokens` times ("epochs" in the manifest). All paths written inside the
 export are relative to `out_dir`. Folder names hold a hyphen so that none can shadow the
 `megatron` or `olmo_core` Python packages when a trainer runs from the export directory.
 """
@@ -24,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from curation.tokenizer import TokenizerInfo, verify_tokenizer_file, write_hf_tokenizer_dir
+from mixes.export.batches import BatchPlan, olmo_ratio, plan_batches
 from mixes.export.handoff import HANDOFF_SCRIPT, OLMO_CORE_LAUNCHER, HandoffPlan, write_handoff
 from mixes.export.manifest import (
     DomainSummary,
@@ -36,6 +41,7 @@ from mixes.export.olmo_core import (
     MixtureSource,
     olmo_token_dtype,
     validate_source,
+    whole_sequence_tokens,
     write_source_mixture,
     write_token_memmap,
 )
@@ -107,7 +113,7 @@ def _repetition_limits(
 
 
 def _export_megatron(
-    out_dir: Path, domain_files: dict[str, list[TokenFile]], weights: dict[str, float], vocab_size: int
+    out_dir: Path, domain_files: dict[str, list[TokenFile]], batches: BatchPlan, vocab_size: int
 ) -> tuple[list[dict], str]:
     records, blend = [], {}
     for domain, files in domain_files.items():
@@ -118,7 +124,7 @@ def _export_megatron(
             dataset = writer.finalize()
         details = {"format": "megatron", "domain": domain, "tokens": dataset.num_tokens}
         records += [file_record(path, out_dir, **details) for path in (dataset.bin_path, dataset.idx_path)]
-        blend[f"{MEGATRON_DIR}/{domain}"] = weights[domain]
+        blend[f"{MEGATRON_DIR}/{domain}"] = batches.share(domain)
     blend_path = write_blend_file(out_dir / MEGATRON_DIR / "blend.txt", blend)
     records.append(file_record(blend_path, out_dir, format="megatron"))
     return records, blend_path.relative_to(out_dir).as_posix()
@@ -134,7 +140,7 @@ def _export_olmo_core(
     records = []
     for source in sources:
         path = out_dir / source.paths[0]
-        tokens = write_token_memmap(path, (f.tokens for f in domain_files[source.name]), vocab_size)
+        tokens = write_token_memmap(path, (f.tokens for f in domain_files[source.name]), vocab_size, limit=source.tokens)
         records.append(file_record(path, out_dir, format="olmo_core", domain=source.name, tokens=tokens))
     mixture_path = write_source_mixture(out_dir / OLMO_CORE_DIR / "mixture.yaml", sources, token_budget)
     records.append(file_record(mixture_path, out_dir, format="olmo_core"))
@@ -176,28 +182,32 @@ def export_mixture(
     formats: Iterable[str] = FORMATS,
     *,
     sequence_length: int = 2048,
+    global_batch_size: int = 64,
     max_repetition_ratio: float | Mapping[str, float] = 1.0,
-    megatron_split: str = "99,1,0",
     overwrite: bool = False,
 ) -> dict:
     """Export the weighted domains in each trainer format; return the manifest (also written).
 
-    `max_repetition_ratio` (one value, or one per domain) bounds how often OLMo-core may repeat a
-    domain; a domain too small for its share of `token_budget` under that bound is refused before
-    anything is written, with an error naming it. `out_dir` must be empty unless `overwrite`,
-    which replaces a previous export there (and only the files an export writes).
+    `token_budget` is trained as whole global batches of `global_batch_size` sequences of
+    `sequence_length` tokens (rounded down). `max_repetition_ratio` (one value, or one per
+    domain) bounds how often a domain may be repeated; a domain too small for its sequences
+    under that bound, or shorter than one sequence, is refused before anything is written,
+    with an error naming it. `out_dir` must be empty unless `overwrite`, which replaces a
+    previous export there (and only the files an export writes).
     """
     formats = list(dict.fromkeys(formats))
     if not formats or set(formats) - set(FORMATS):
         raise ValueError(f"formats must be a non-empty subset of {FORMATS}, got {formats}")
-    if token_budget <= 0 or sequence_length <= 0:
+    if token_budget <= 0 or sequence_length <= 0 or global_batch_size <= 0:
         raise ValueError(
-            f"token_budget and sequence_length must be positive, got {token_budget} and {sequence_length}"
+            f"token_budget, sequence_length and global_batch_size must be positive, got {token_budget}, "
+            f"{sequence_length} and {global_batch_size}"
         )
     _check_domain_names(token_dirs)
     verify_tokenizer_file(tokenizer_info)
     normalized = normalize_weights(weights, token_dirs)
-    exported = [domain for domain, weight in normalized.items() if weight > 0]
+    batches = plan_batches(normalized, token_budget, sequence_length, global_batch_size)
+    exported = [domain for domain, count in batches.sequences.items() if count > 0]
     domain_files = {
         domain: _open_domain(domain, Path(token_dirs[domain]), tokenizer_info) for domain in exported
     }
@@ -206,12 +216,14 @@ def export_mixture(
     limits = _repetition_limits(max_repetition_ratio, exported)
     olmo_dtype = olmo_token_dtype(tokenizer_info.vocab_size)
     sources = [
-        MixtureSource(s.name, s.weight, [f"{OLMO_CORE_DIR}/{s.name}.npy"], s.tokens, limits[s.name])
+        MixtureSource(
+            s.name, olmo_ratio(batches.sequences[s.name], batches), [f"{OLMO_CORE_DIR}/{s.name}.npy"],
+            whole_sequence_tokens(s.tokens, sequence_length), limits[s.name],
+        )
         for s in summaries
     ]
-    if "olmo_core" in formats:
-        for source in sources:
-            validate_source(source, token_budget)
+    for source in sources:  # Megatron repeats a domain as OLMo-core does: one supply check for both
+        validate_source(source, batches.trained_tokens, sequence_length)
 
     out_dir = _prepare_out_dir(out_dir, overwrite)
     tokenizer_dir = write_hf_tokenizer_dir(tokenizer_info, out_dir / TOKENIZER_DIR)
@@ -221,23 +233,21 @@ def export_mixture(
     blend_path = mixture_path = None
     if "megatron" in formats:
         megatron_records, blend_path = _export_megatron(
-            out_dir, domain_files, normalized, tokenizer_info.vocab_size
+            out_dir, domain_files, batches, tokenizer_info.vocab_size
         )
         records += megatron_records
     if "olmo_core" in formats:
         olmo_records, mixture_path = _export_olmo_core(
-            out_dir, domain_files, sources, token_budget, tokenizer_info.vocab_size
+            out_dir, domain_files, sources, batches.trained_tokens, tokenizer_info.vocab_size
         )
         records += olmo_records
     handoff_files = write_handoff(
         HandoffPlan(
             export_dir=out_dir,
-            token_budget=token_budget,
-            sequence_length=sequence_length,
+            batches=batches,
             tokenizer=tokenizer_info,
             tokenizer_dir=TOKENIZER_DIR,
             megatron_blend_path=blend_path,
-            megatron_split=megatron_split,
             olmo_mixture_path=mixture_path,
             olmo_dtype=olmo_dtype.name if mixture_path else None,
         )
@@ -247,7 +257,8 @@ def export_mixture(
     manifest = build_manifest(
         domains=summaries,
         excluded_domains=[domain for domain, weight in normalized.items() if weight == 0],
-        token_budget=token_budget,
+        rounded_out={domain: normalized[domain] for domain in batches.rounded_out},
+        batches=batches,
         tokenizer=tokenizer_info,
         exported_tokenizer_dir=TOKENIZER_DIR,
         formats=formats,

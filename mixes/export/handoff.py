@@ -2,14 +2,23 @@
 
 `bash handoff.sh megatron|olmo_core [extra trainer arguments]` changes into the export directory
 (all paths in the export are relative to it, so the folder can be moved or copied to a cluster),
-checks that the trainer is installed, and `exec`s torchrun. When something is missing it names
-each missing piece on stderr and exits 3; `CURATE_DRY_RUN=1` prints the command instead.
+checks what the launch needs -- the trainer's modules, triton for Megatron-LM, a CUDA device,
+OLMo-core's version -- and `exec`s torchrun. When something is missing it names each missing
+piece on stderr and exits 3; `CURATE_DRY_RUN=1` prints the command instead.
 
-- Megatron-LM: `$MEGATRON_LM_PATH/pretrain_gpt.py` with `--data-args-path megatron-lm/blend.txt`
-  and `--tokenizer-type HuggingFaceTokenizer --tokenizer-model tokenizer/`.
+Both trainers train the export's batch plan (`mixes.export.batches`): the same steps of the same
+global batch of the same sequence length, so the same number of tokens, which the script prints
+first. The sequence length and global batch size are fixed by the export (the per-domain sequence
+counts rest on them); an environment value that differs is refused (exit 2).
+
+- Megatron-LM: `$MEGATRON_LM_PATH/pretrain_gpt.py` with `--data-args-path megatron-lm/blend.txt`,
+  `--train-samples` of the plan, `--tokenizer-type HuggingFaceTokenizer --tokenizer-model tokenizer/`
+  and its index cache under `$SAVE_DIR`, not in the export. `--split 100,0,0`: curate holds out
+  its own validation split at tokenize; a Megatron split of a domain with under ~50 documents
+  would be empty, and Megatron loops forever building it.
 - OLMo-core: ships no script that reads a source-mixture YAML, so the export carries
   `olmo_core_train.py`, a launcher modelled on OLMo-core's `src/examples/llm/train.py` that builds
-  the dataset from `olmo-core/mixture.yaml` (written for OLMo-core 2.x's API).
+  the dataset from `olmo-core/mixture.yaml` (checked against OLMo-core 3.0.0).
 """
 
 from __future__ import annotations
@@ -20,9 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from curation.tokenizer import TokenizerInfo
+from mixes.export.batches import BatchPlan
 
 HANDOFF_SCRIPT = "handoff.sh"
 OLMO_CORE_LAUNCHER = "olmo_core_train.py"
+MEGATRON_SPLIT = "100,0,0"  # everything trains; the held-out split is curate's own
+OLMO_CORE_MIN_MAJOR = 2  # the launcher's API (SourceMixtureList, from_src_mix)
 
 
 @dataclass(frozen=True)
@@ -30,12 +42,10 @@ class HandoffPlan:
     """What the script needs; `*_path` fields are relative to the export directory."""
 
     export_dir: Path
-    token_budget: int
-    sequence_length: int
+    batches: BatchPlan
     tokenizer: TokenizerInfo
     tokenizer_dir: str
     megatron_blend_path: str | None = None
-    megatron_split: str = "99,1,0"
     olmo_mixture_path: str | None = None
     olmo_dtype: str | None = None
 
@@ -53,21 +63,34 @@ _HEADER = """#!/usr/bin/env bash
 #
 #   bash handoff.sh @TRAINERS@ [extra trainer arguments...]
 #
-# Paths are relative to this directory; the script changes into it first.
+# Paths are relative to this directory; the script changes into it first. Both trainers train
+# @STEPS@ steps of @GLOBAL_BATCH_SIZE@ sequences of @SEQ_LENGTH@ tokens: @TRAINED_TOKENS@ tokens.
 # Environment: PYTHON (python3; the interpreter that has the trainer), NPROC_PER_NODE (1),
-#   SAVE_DIR (<export>/checkpoints), SEQ_LENGTH (@SEQ_LENGTH@), GLOBAL_BATCH_SIZE (sequences, 64),
-#   MICRO_BATCH_SIZE (sequences, 4), LR, MEGATRON_LM_PATH (a Megatron-LM checkout),
-#   CURATE_DRY_RUN=1 (print the command instead of checking and running it).
+#   SAVE_DIR (<export>/checkpoints), MICRO_BATCH_SIZE (sequences, 4), LR, MEGATRON_LM_PATH (a
+#   Megatron-LM checkout), CURATE_DRY_RUN=1 (print the command instead of checking and running it).
+#   SEQ_LENGTH and GLOBAL_BATCH_SIZE are fixed by the export: re-export to change them.
 set -euo pipefail
 
 EXPORT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$EXPORT_DIR"
 
-TOKEN_BUDGET=@TOKEN_BUDGET@
+fixed() {  # variable, exported value, export setting: the sequence counts rest on these
+  local given="${!1:-}"
+  if [[ -n "$given" && "$given" != "$2" ]]; then
+    echo "handoff.sh: $1=$given, but this export's per-domain sequence counts are for $1=$2; re-export with export.$3: $given" >&2
+    exit 2
+  fi
+}
+fixed SEQ_LENGTH @SEQ_LENGTH@ sequence_length
+fixed GLOBAL_BATCH_SIZE @GLOBAL_BATCH_SIZE@ global_batch_size
+
+SEQ_LENGTH=@SEQ_LENGTH@
+GLOBAL_BATCH_SIZE=@GLOBAL_BATCH_SIZE@
+STEPS=@STEPS@
+TRAIN_SAMPLES=@TRAIN_SAMPLES@
+TRAINED_TOKENS=@TRAINED_TOKENS@
 VOCAB_SIZE=@VOCAB_SIZE@
 EOS_ID=@EOS_ID@
-SEQ_LENGTH="${SEQ_LENGTH:-@SEQ_LENGTH@}"
-GLOBAL_BATCH_SIZE="${GLOBAL_BATCH_SIZE:-64}"
 MICRO_BATCH_SIZE="${MICRO_BATCH_SIZE:-4}"
 NPROC_PER_NODE="${NPROC_PER_NODE:-1}"
 SAVE_DIR="${SAVE_DIR:-$EXPORT_DIR/checkpoints}"
@@ -76,12 +99,22 @@ DRY_RUN="${CURATE_DRY_RUN:-0}"
 
 missing=()
 
-require_module() {  # module, what it is for; checked from / so no local folder can stand in for it
-  (cd / && "$PYTHON" -c "import $1") >/dev/null 2>&1 || missing+=("python module '$1' for $PYTHON: $2")
+probe() {  # what is missing if it fails, then a command run from / (no local folder stands in for a module)
+  local what="$1" error
+  shift
+  if ! error="$(cd / && "$@" 2>&1 >/dev/null)"; then
+    missing+=("$what${error:+ ($(tail -n 1 <<<"$error"))}")
+  fi
 }
 
-require_torchrun() {
+require_module() {  # module, what it is for
+  probe "python module '$1' for $PYTHON: $2" "$PYTHON" -c "import $1"
+}
+
+require_launch() {  # torchrun and a CUDA device, for either trainer
   require_module torch.distributed.run "torchrun (install PyTorch)"
+  probe "a CUDA device: torch.cuda.is_available() is False for $PYTHON" \\
+    "$PYTHON" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device')"
 }
 
 stop_if_missing() {
@@ -90,6 +123,10 @@ stop_if_missing() {
     printf '  - %s\\n' "${missing[@]}" >&2
     exit 3
   fi
+}
+
+say_plan() {
+  echo "handoff.sh: $1 trains $TRAINED_TOKENS tokens: $STEPS steps of $GLOBAL_BATCH_SIZE sequences of $SEQ_LENGTH tokens" >&2
 }
 
 launch() {
@@ -104,15 +141,18 @@ launch() {
 
 _MEGATRON = """
 launch_megatron() {
+  say_plan Megatron-LM
   if [[ "$DRY_RUN" != 1 ]]; then
-    require_torchrun
+    require_launch
     if [[ -z "${MEGATRON_LM_PATH:-}" ]]; then
       missing+=("MEGATRON_LM_PATH: set it to a Megatron-LM checkout (the folder with pretrain_gpt.py)")
     elif [[ ! -f "$MEGATRON_LM_PATH/pretrain_gpt.py" ]]; then
       missing+=("$MEGATRON_LM_PATH/pretrain_gpt.py: MEGATRON_LM_PATH is not a Megatron-LM checkout")
-    elif ! (cd / && PYTHONPATH="$MEGATRON_LM_PATH" "$PYTHON" -c "import megatron.core") &>/dev/null; then
-      missing+=("megatron.core: Megatron-LM cannot be imported by $PYTHON (install its requirements)")
+    else
+      probe "megatron.training: pretrain_gpt.py cannot import it with $PYTHON (install Megatron-LM's requirements)" \\
+        env PYTHONPATH="$MEGATRON_LM_PATH" "$PYTHON" -c "import megatron.training"
     fi
+    require_module triton "Megatron-LM's fused kernels (pip install triton)"
     require_module transformers "Megatron's HuggingFaceTokenizer loads @TOKENIZER_DIR@/ with it"
     stop_if_missing Megatron-LM
   fi
@@ -120,31 +160,34 @@ launch_megatron() {
     "${MEGATRON_LM_PATH:-\\$MEGATRON_LM_PATH}/pretrain_gpt.py" \\
     --data-args-path @BLEND_PATH@ \\
     --split @SPLIT@ \\
+    --data-cache-path "$SAVE_DIR/megatron-data-cache" \\
     --tokenizer-type HuggingFaceTokenizer \\
     --tokenizer-model "$EXPORT_DIR/"@TOKENIZER_DIR@ \\
     --seq-length "$SEQ_LENGTH" --max-position-embeddings "$SEQ_LENGTH" \\
-    --train-samples "$(( (TOKEN_BUDGET + SEQ_LENGTH - 1) / SEQ_LENGTH ))" \\
+    --train-samples "$TRAIN_SAMPLES" \\
     --num-layers "${NUM_LAYERS:-12}" --hidden-size "${HIDDEN_SIZE:-768}" \\
     --num-attention-heads "${NUM_ATTENTION_HEADS:-12}" \\
     --micro-batch-size "$MICRO_BATCH_SIZE" --global-batch-size "$GLOBAL_BATCH_SIZE" \\
     --lr "${LR:-3e-4}" --min-lr "${MIN_LR:-3e-5}" --lr-decay-style cosine --lr-warmup-fraction 0.01 \\
     --weight-decay 0.1 --clip-grad 1.0 --bf16 \\
     --save "$SAVE_DIR" --load "$SAVE_DIR" --save-interval 1000 \\
-    --log-interval 10 --eval-interval 1000 --eval-iters 10 \\
+    --log-interval 10 --eval-iters 0 \\
     "$@"
 }
 """
 
 _OLMO_CORE = """
 launch_olmo_core() {
+  say_plan OLMo-core
   if [[ "$DRY_RUN" != 1 ]]; then
-    require_torchrun
-    require_module olmo_core "OLMo-core (pip install ai2-olmo-core)"
+    require_launch
+    probe "OLMo-core >= @OLMO_CORE_MIN_MAJOR@ for $PYTHON (pip install ai2-olmo-core)" "$PYTHON" -c \\
+      "import sys, importlib.metadata as m; v = m.version('ai2-olmo-core'); sys.exit(0 if int(v.split('.')[0]) >= @OLMO_CORE_MIN_MAJOR@ else 'found ' + v)"
     stop_if_missing OLMo-core
   fi
   launch "$PYTHON" -m torch.distributed.run --nproc-per-node "$NPROC_PER_NODE" @LAUNCHER@ \\
     --mixture @MIXTURE_PATH@ \\
-    --token-budget "$TOKEN_BUDGET" \\
+    --token-budget "$TRAINED_TOKENS" \\
     --sequence-length "$SEQ_LENGTH" \\
     --global-batch-size "$(( GLOBAL_BATCH_SIZE * SEQ_LENGTH ))" \\
     --rank-microbatch-size "$(( MICRO_BATCH_SIZE * SEQ_LENGTH ))" \\
@@ -293,15 +336,20 @@ def render_handoff_script(plan: HandoffPlan) -> str:
     trainers = plan.trainers()
     if not trainers:
         raise ValueError("nothing to hand off: the plan has no Megatron blend and no OLMo-core mixture")
+    batches = plan.batches
     values = {
         "TRAINERS": "{" + "|".join(trainers) + "}",
-        "TOKEN_BUDGET": str(int(plan.token_budget)),
+        "STEPS": str(batches.steps),
+        "TRAIN_SAMPLES": str(batches.total_sequences),
+        "TRAINED_TOKENS": str(batches.trained_tokens),
+        "GLOBAL_BATCH_SIZE": str(batches.global_batch_size),
+        "SEQ_LENGTH": str(batches.sequence_length),
         "VOCAB_SIZE": str(int(plan.tokenizer.vocab_size)),
         "EOS_ID": str(int(plan.tokenizer.eos_id)),
-        "SEQ_LENGTH": str(int(plan.sequence_length)),
         "TOKENIZER_DIR": shlex.quote(plan.tokenizer_dir),
         "BLEND_PATH": shlex.quote(plan.megatron_blend_path or ""),
-        "SPLIT": shlex.quote(plan.megatron_split),
+        "SPLIT": MEGATRON_SPLIT,
+        "OLMO_CORE_MIN_MAJOR": str(OLMO_CORE_MIN_MAJOR),
         "LAUNCHER": shlex.quote(OLMO_CORE_LAUNCHER),
         "MIXTURE_PATH": shlex.quote(plan.olmo_mixture_path or ""),
         "OLMO_DTYPE": shlex.quote(plan.olmo_dtype or ""),

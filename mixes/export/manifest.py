@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from curation.tokenizer import TokenizerInfo, sha256_file
+from mixes.export.batches import BatchPlan
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: batches, per-domain sequences and shares
 
 
 @dataclass(frozen=True)
@@ -24,11 +25,11 @@ class DomainSummary:
     source_files: tuple[dict, ...]
 
 
-def epochs_at_budget(token_budget: int, weight: float, tokens: int) -> float:
-    """How many times a domain's tokens are seen when it supplies `weight` of `token_budget`."""
+def epochs(trained_tokens: int, tokens: int) -> float:
+    """How many times a domain's tokens are seen when it supplies `trained_tokens`."""
     if tokens <= 0:
         raise ValueError("a domain with no tokens cannot supply any share of the budget")
-    return token_budget * weight / tokens
+    return trained_tokens / tokens
 
 
 def file_record(path: Path, export_dir: Path, **details) -> dict:
@@ -42,12 +43,15 @@ def file_record(path: Path, export_dir: Path, **details) -> dict:
     }
 
 
-def domain_record(domain: DomainSummary, token_budget: int) -> dict:
+def domain_record(domain: DomainSummary, batches: BatchPlan) -> dict:
     return {
         "weight": domain.weight,
+        "share": batches.share(domain.name),  # of the sequences trained: the weight to within one sequence
+        "sequences": batches.sequences[domain.name],
+        "trained_tokens": batches.tokens(domain.name),
         "tokens": domain.tokens,
         "documents": domain.documents,
-        "epochs": epochs_at_budget(token_budget, domain.weight, domain.tokens),
+        "epochs": epochs(batches.tokens(domain.name), domain.tokens),
         "source_files": list(domain.source_files),
     }
 
@@ -56,7 +60,8 @@ def build_manifest(
     *,
     domains: list[DomainSummary],
     excluded_domains: list[str],
-    token_budget: int,
+    rounded_out: dict[str, float],
+    batches: BatchPlan,
     tokenizer: TokenizerInfo,
     exported_tokenizer_dir: str,
     formats: list[str],
@@ -65,11 +70,21 @@ def build_manifest(
 ) -> dict:
     return {
         "manifest_version": MANIFEST_VERSION,
-        "token_budget": token_budget,
+        "token_budget": batches.trained_tokens,
+        "batches": {
+            "requested_tokens": batches.requested_tokens,
+            "trained_tokens": batches.trained_tokens,
+            "sequence_length": batches.sequence_length,
+            "global_batch_size": batches.global_batch_size,
+            "steps": batches.steps,
+            "sequences": batches.total_sequences,
+        },
         "formats": list(formats),
         "tokenizer": {**tokenizer.to_dict(), "exported_dir": exported_tokenizer_dir},
-        "domains": {domain.name: domain_record(domain, token_budget) for domain in domains},
+        "domains": {domain.name: domain_record(domain, batches) for domain in domains},
         "excluded_domains": sorted(excluded_domains),
+        # positive weights under one of the trained sequences, rounded to none: {domain: weight}
+        "rounded_out_domains": dict(sorted(rounded_out.items())),
         "files": sorted(files, key=lambda record: record["path"]),
         "lineage": lineage,
     }

@@ -7,6 +7,10 @@ vocabulary fits and uint32 otherwise, and states the dtype in the handoff.
 
 The mixture YAML has the shape of `olmo_core.data.source_mixture.SourceMixtureList`:
 `sources: [{source_name, target_ratio, paths, max_repetition_ratio}]`, ratios summing to 1.
+
+OLMo-core reads a source as whole sequences from the start of its file and never past the
+last whole one, so each file is written cut there (`whole_sequence_tokens`): its size is then
+what OLMo-core checks the source's supply against.
 """
 
 from __future__ import annotations
@@ -29,10 +33,13 @@ def olmo_token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype("<u2") if vocab_size <= _UINT16_VOCAB_LIMIT else np.dtype("<u4")
 
 
-def write_token_memmap(path: Path, chunks: Iterable[np.ndarray], vocab_size: int) -> int:
-    """Write token chunks (each already EOS-terminated per document) to one raw memmap file.
+def whole_sequence_tokens(tokens: int, sequence_length: int) -> int:
+    return tokens // sequence_length * sequence_length
 
-    Returns the number of tokens written.
+
+def write_token_memmap(path: Path, chunks: Iterable[np.ndarray], vocab_size: int, limit: int | None = None) -> int:
+    """Write token chunks (each already EOS-terminated per document) to one raw memmap file,
+    the first ``limit`` tokens of them when given. Returns the number of tokens written.
     """
     dtype = olmo_token_dtype(vocab_size)
     path = Path(path)
@@ -42,9 +49,13 @@ def write_token_memmap(path: Path, chunks: Iterable[np.ndarray], vocab_size: int
         for chunk in chunks:
             for start in range(0, len(chunk), _WRITE_BLOCK_TOKENS):
                 block = np.asarray(chunk[start : start + _WRITE_BLOCK_TOKENS])
+                if limit is not None:
+                    block = block[: limit - written]
                 check_token_ids(block, vocab_size)
                 f.write(block.astype(dtype, copy=False).tobytes())
                 written += block.size
+                if written == limit:
+                    return written
     return written
 
 
@@ -53,7 +64,7 @@ class MixtureSource:
     name: str
     ratio: float
     paths: list[str]
-    tokens: int
+    tokens: int  # in its file, cut at the last whole sequence
     max_repetition_ratio: float = 1.0
 
 
@@ -69,13 +80,13 @@ def check_source_has_enough_tokens(source: MixtureSource, token_budget: int) -> 
         raise ValueError(
             f"source {source.name!r} has too few tokens for its share: target_ratio {source.ratio:.6g} "
             f"of a {token_budget:,}-token budget needs {needed:,} tokens, but it has {source.tokens:,} "
-            f"and max_repetition_ratio {source.max_repetition_ratio:g} allows {allowed:,} "
+            f"in whole sequences and max_repetition_ratio {source.max_repetition_ratio:g} allows {allowed:,} "
             f"(raise max_repetition_ratio to at least {needed / max(source.tokens, 1):.4g}, "
             "lower its weight or the budget)"
         )
 
 
-def validate_source(source: MixtureSource, token_budget: int) -> None:
+def validate_source(source: MixtureSource, token_budget: int, sequence_length: int) -> None:
     """The checks OLMo-core makes on one source, plus its token supply at `token_budget`."""
     if not 0 < source.ratio <= 1:
         raise ValueError(f"source {source.name!r}: target_ratio must be in (0, 1], got {source.ratio}")
@@ -85,6 +96,11 @@ def validate_source(source: MixtureSource, token_budget: int) -> None:
         )
     if not source.paths:
         raise ValueError(f"source {source.name!r} has no paths")
+    if source.tokens < sequence_length:
+        raise ValueError(
+            f"source {source.name!r} holds less than one sequence of {sequence_length} tokens: give it weight 0 "
+            "or lower export.sequence_length"
+        )
     check_source_has_enough_tokens(source, token_budget)
 
 
@@ -96,7 +112,7 @@ def write_source_mixture(path: Path, sources: list[MixtureSource], token_budget:
     if not math.isclose(total, 1.0, rel_tol=0, abs_tol=1e-9):
         raise ValueError(f"target ratios must sum to 1, got {total}")
     for source in sources:
-        validate_source(source, token_budget)
+        check_source_has_enough_tokens(source, token_budget)
     document = {
         "sources": [
             {
