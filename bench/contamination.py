@@ -44,6 +44,8 @@ from classifiers.contamination import (  # noqa: E402
     ContaminationIndex,
     tokenize,
 )
+from classifiers.contamination.index import DEFAULT_MIN_N, MIN_MATCHED_GRAMS, indexed_parts  # noqa: E402
+from classifiers.contamination.templates import without_template  # noqa: E402
 
 SHARED_BENCHMARKS = REPO.parent / "shared" / "data" / "benchmarks"
 SEED = 0
@@ -91,41 +93,61 @@ def mask_numbers(tokens: list[str]) -> list[str]:
     return [NUMBER_PLACEHOLDER if any(c.isdigit() for c in t) else t for t in tokens]
 
 
-class NaiveIndex:
-    """The baseline: dicts from n-gram strings to item ids, matched gram by gram in Python."""
+def wordy(gram: list[str]) -> bool:
+    return 2 * sum(not any(c.isdigit() for c in token) for token in gram) >= len(gram)
 
-    def __init__(self, benchmarks: list[Benchmark], n: int, max_items_per_gram: int):
+
+class NaiveIndex:
+    """The baseline: dicts from n-gram strings to the parts holding them, matched gram by gram
+    in Python, with the index's rules written out plainly: each item's fields as parts
+    (``indexed_parts``, templates taken off), grams of ``gram_lengths_of`` tokens and a whole
+    gram for a part under 2n tokens, short grams of numbers left out, no masked grams for a
+    part under n tokens, grams of more than ``max_items_per_gram`` parts left out, and a part
+    found where it reaches the threshold with ``MIN_MATCHED_GRAMS`` grams."""
+
+    def __init__(self, benchmarks: list[Benchmark], n: int, max_items_per_gram: int, min_n: int = DEFAULT_MIN_N):
         self.n = n
-        pairs = [(benchmark.name, item) for benchmark in benchmarks for item in benchmark.items]
-        self.items = [(name, item.item_id) for name, item in pairs]
+        templates = {(t.benchmark, t.field): t for t in ContaminationIndex.build(benchmarks, n, max_items_per_gram).templates}
+        self.part_item: list[tuple[str, int]] = []
         exact, masked, self.lengths = defaultdict(set), defaultdict(set), set()
-        for item, (_, benchmark_item) in enumerate(pairs):
-            tokens = tokenize(benchmark_item.text)
-            length = min(n, len(tokens))
-            self.lengths.add(length)
-            for gram in self._grams(tokens, length):
-                exact[gram].add(item)
-            for gram in self._masked_grams(tokens, length):
-                masked[gram].add(item)
-        self.exact = {gram: items for gram, items in exact.items() if len(items) <= max_items_per_gram}
-        self.masked = {gram: items for gram, items in masked.items() if len(items) <= max_items_per_gram}
+        for benchmark in benchmarks:
+            for item in benchmark.items:
+                fields = [(field, without_template(text, templates[benchmark.name, field]) if (benchmark.name, field) in templates else text)
+                          for field, text in item.parts]
+                for _, text in indexed_parts(fields, n):
+                    part = len(self.part_item)
+                    self.part_item.append((benchmark.name, item.item_id))
+                    for gram, is_exact, is_masked in self._part_grams(tokenize(text), n, min_n):
+                        self.lengths.add(len(gram))
+                        if is_exact:
+                            exact[" ".join(gram)].add(part)
+                        if is_masked:
+                            masked[" ".join(mask_numbers(gram))].add(part)
+        self.exact = {gram: parts for gram, parts in exact.items() if len(parts) <= max_items_per_gram}
+        self.masked = {gram: parts for gram, parts in masked.items() if len(parts) <= max_items_per_gram}
         self.exact_totals = self._totals(self.exact)
         self.masked_totals = self._totals(self.masked)
+
+    @staticmethod
+    def _part_grams(tokens: list[str], n: int, min_n: int):
+        """(gram, kept in the exact variant, kept in the masked variant) for each gram of a part."""
+        count = len(tokens)
+        length = min(count, max(min_n, min(n, count // 2)))
+        grams = [tokens[i : i + length] for i in range(count - length + 1)]
+        if length < count < 2 * n:
+            grams.append(tokens)
+        for gram in grams:
+            yield gram, wordy(gram) or len(gram) >= n or len(gram) == count, wordy(gram) and count >= n
 
     @staticmethod
     def _grams(tokens: list[str], length: int) -> set[str]:
         return {" ".join(tokens[i : i + length]) for i in range(len(tokens) - length + 1)}
 
-    @classmethod
-    def _masked_grams(cls, tokens: list[str], length: int) -> set[str]:
-        grams = cls._grams(mask_numbers(tokens), length)
-        return {gram for gram in grams if 2 * sum(t != NUMBER_PLACEHOLDER for t in gram.split(" ")) >= length}
-
     def _totals(self, table: dict[str, set[int]]) -> dict[int, int]:
         totals: dict[int, int] = defaultdict(int)
-        for items in table.values():
-            for item in items:
-                totals[item] += 1
+        for parts in table.values():
+            for part in parts:
+                totals[part] += 1
         return totals
 
     def match(self, text: str, threshold: float) -> list[tuple[str, int]]:
@@ -136,10 +158,11 @@ class NaiveIndex:
             counts: dict[int, int] = defaultdict(int)
             for length in self.lengths:
                 for gram in self._grams(words, length):
-                    for item in table.get(gram, ()):
-                        counts[item] += 1
-            matched |= {item for item, count in counts.items() if count / totals[item] >= threshold}
-        return sorted(self.items[item] for item in matched)
+                    for part in table.get(gram, ()):
+                        counts[part] += 1
+            matched |= {self.part_item[part] for part, count in counts.items()
+                        if count / totals[part] >= threshold and count >= min(MIN_MATCHED_GRAMS, totals[part])}
+        return sorted(matched)
 
 
 def timed(function, *args):

@@ -1,7 +1,8 @@
 """Benchmark files for the contamination index: configuration, reading, row problems.
 
 A benchmark is configured as ``{name, path, fields}``; an item's text is its named
-fields joined by newlines. JSONL, gzipped JSONL and Parquet are read. A malformed row
+fields joined by newlines, and each field with text is one of its ``parts`` (a problem, its
+solution, its choices), which the contamination index matches on their own. JSONL, gzipped JSONL and Parquet are read. A malformed row
 (bad JSON, a missing field, a field of the wrong type) does not abort the load: it
 becomes a :class:`RowProblem` naming the file and the line, so the caller can record it
 in the ledger and go on. A file that is missing or cannot be read at all raises
@@ -83,6 +84,11 @@ class RowProblem:
 class BenchmarkItem:
     item_id: int
     text: str
+    parts: tuple[tuple[str, str], ...] = ()  # (field, its text) for each field with text; default: the text
+
+    def __post_init__(self) -> None:
+        if not self.parts:
+            object.__setattr__(self, "parts", (("text", self.text),))
 
 
 @dataclass
@@ -100,11 +106,12 @@ def load_benchmark(spec: BenchmarkSpec) -> Benchmark:
         if isinstance(row, str):
             benchmark.problems.append(RowProblem(spec.path, line, row))
             continue
-        text, error = item_text(row, spec.fields)
+        parts, error = item_parts(row, spec.fields)
         if error:
             benchmark.problems.append(RowProblem(spec.path, line, error))
         else:
-            benchmark.items.append(BenchmarkItem(item_id=line - 1, text=text))
+            text = "\n".join(part for _, part in parts)
+            benchmark.items.append(BenchmarkItem(line - 1, text, tuple((name, part) for name, part in parts if part.strip())))
     return benchmark
 
 
@@ -122,27 +129,27 @@ def load_benchmarks(specs: Iterable[BenchmarkSpec]) -> tuple[list[Benchmark], li
     return benchmarks, [problem for benchmark in benchmarks for problem in benchmark.problems]
 
 
-def item_text(row: Mapping[str, object], fields: Sequence[str]) -> tuple[str, str | None]:
-    """Join the named fields of one row; return ``(text, None)`` or ``("", error)``.
+def item_parts(row: Mapping[str, object], fields: Sequence[str]) -> tuple[list[tuple[str, str]], str | None]:
+    """The named fields of one row as ``(field, text)``; return ``(parts, None)`` or ``([], error)``.
 
-    A field may be a string or a list of strings (answer choices); anything else is the
-    wrong type. An item whose fields are all blank is refused: it would match nothing.
+    A field may be a string or a list of strings (answer choices, joined by newlines);
+    anything else is the wrong type. An item whose fields are all blank is refused: it
+    would match nothing.
     """
     parts = []
     for name in fields:
         if name not in row:
-            return "", f"missing field {name!r}"
+            return [], f"missing field {name!r}"
         value = row[name]
         if isinstance(value, str):
-            parts.append(value)
+            parts.append((name, value))
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-            parts.extend(value)
+            parts.append((name, "\n".join(value)))
         else:
-            return "", f"field {name!r}: expected a string or a list of strings, got {_type_name(value)}"
-    text = "\n".join(parts)
-    if not text.strip():
-        return "", "empty item: the named fields hold no text"
-    return text, None
+            return [], f"field {name!r}: expected a string or a list of strings, got {_type_name(value)}"
+    if not any(text.strip() for _, text in parts):
+        return [], "empty item: the named fields hold no text"
+    return parts, None
 
 
 def _type_name(value: object) -> str:

@@ -71,6 +71,8 @@ def build_index_file(
     for problem in problems:
         logger.warning(f"malformed benchmark row, left out of the contamination index: {problem}")
     index = ContaminationIndex.build(benchmarks, n=n, max_items_per_gram=max_items_per_gram)
+    for template in index.templates:
+        logger.warning(f"prompt template in a benchmark file, left out of the contamination index: {template.describe()}")
     index.spec_hash = digest
     index.save(out_path)
     logger.info(

@@ -9,6 +9,7 @@ must not be flagged.
 import gzip
 import importlib.metadata
 import json
+import random
 import os
 import re
 import sysconfig
@@ -38,11 +39,21 @@ from classifiers.contamination import (
     tokenize,
     tokenize_with_spans,
 )
+from classifiers.contamination.math_text import canonical_math
+from tests.math_problems import (
+    latex_stripped,
+    latex_variant,
+    math_problems,
+    numbers_changed,
+    prefix,
+    unicode_rendered,
+    word_problems,
+)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 BENCHMARK_DIR = SHARED_DATA / "benchmarks"
 MIN_RECALL = 0.95
-MAX_FALSE_POSITIVE_RATE = 0.005
+MAX_TEMPLATED_FALSE_POSITIVE_RATE = 0.001
 SAMPLE_SIZE = 400
 PROSE_WORDS = 200  # on each side of a planted item
 
@@ -208,7 +219,7 @@ def test_clean_documents_are_not_flagged(index, paragraphs):
     rng = np.random.default_rng(3)
     documents = ["\n\n".join(prose(paragraphs, rng, 500)) for _ in range(1000)] + source_chunks(1000, 500, rng)
     flagged = [doc for doc in documents if index.match(doc)]
-    assert len(flagged) / len(documents) <= MAX_FALSE_POSITIVE_RATE, flagged[:3]
+    assert flagged == []
 
 
 def test_short_mmlu_items_match_as_whole_strings(benchmarks, index, paragraphs):
@@ -224,6 +235,103 @@ def test_template_text_shared_by_many_items_is_not_indexed(benchmarks, index):
     template = benchmarks["mmlu"].items[0].text.split("Scenario 1")[0]
     assert "two scenarios" in template
     assert index.match(template) == []
+
+
+# --- math notation, partial copies, copies of one field, templates -------------------
+
+
+@pytest.fixture(scope="module")
+def math_benchmark(tmp_path_factory) -> Benchmark:
+    path = tmp_path_factory.mktemp("math") / "math_test.jsonl"
+    path.write_text("".join(json.dumps(problem) + "\n" for problem in math_problems(600, seed=1)))
+    return load_benchmark(BenchmarkSpec("math", path, ("problem", "solution")))
+
+
+@pytest.fixture(scope="module")
+def math_index(math_benchmark: Benchmark) -> ContaminationIndex:
+    return ContaminationIndex.build([math_benchmark])
+
+
+def problem(item: BenchmarkItem) -> str:
+    return item.parts[0][1]
+
+
+MATH_COPIES = {
+    "verbatim": lambda item, rng: item.text,
+    "numbers changed": lambda item, rng: numbers_changed(problem(item), rng),
+    "LaTeX stripped": lambda item, rng: latex_stripped(problem(item)),
+    "LaTeX variants": lambda item, rng: latex_variant(problem(item)),
+    "Unicode rendered": lambda item, rng: unicode_rendered(problem(item)),
+    "60% prefix": lambda item, rng: prefix(problem(item)),
+    "problem only": lambda item, rng: problem(item),
+}
+
+
+def recall(index: ContaminationIndex, benchmark: str, items: list[BenchmarkItem], copy, paragraphs: list[str]) -> float:
+    rng, copies = np.random.default_rng(11), random.Random(11)
+    found = 0
+    for item in items:
+        matches = index.match(plant(copy(item, copies), paragraphs, rng))
+        found += any(m.benchmark == benchmark and m.item_id == item.item_id for m in matches)
+    return found / len(items)
+
+
+@pytest.mark.parametrize("kind", MATH_COPIES)
+def test_copies_of_math_problems_are_found_however_their_notation_is_written(kind, math_benchmark, math_index, paragraphs):
+    items = math_benchmark.items[:150]
+    assert recall(math_index, "math", items, MATH_COPIES[kind], paragraphs) >= MIN_RECALL
+
+
+def test_one_notation_gives_one_set_of_tokens():
+    latex = r"Find $\dfrac{3}{4} \cdot x^{2}$ when $x \leq \sqrt{2}$ and $r = \pi$."
+    for spelling in (latex, latex.replace("dfrac", "frac").replace("cdot", "times").replace("leq", "le"),
+                     "Find 3/4 * x^2 when x <= sqrt(2) and r = pi.", "Find ¾ × x² when x ≤ √2 and r = π."):
+        assert tokenize(spelling) == ["find", "3", "4", "x", "2", "when", "x", "sqrt", "2", "and", "r", "pi"], spelling
+
+
+@pytest.mark.parametrize("name", ["gsm8k", "humaneval"])
+def test_partial_copies_and_copies_of_the_problem_alone_are_found(name, benchmarks, index, paragraphs):
+    items = sample(benchmarks[name].items, np.random.default_rng(12))[:200]
+    assert recall(index, name, items, lambda item, rng: prefix(problem(item)), paragraphs) >= MIN_RECALL
+    assert recall(index, name, items, lambda item, rng: problem(item), paragraphs) >= MIN_RECALL
+
+
+def test_partial_copies_of_mmlu_items_are_found_where_they_hold_enough_words(benchmarks, index, paragraphs):
+    # A 60% prefix of an item of ten words is six words ("What do herpetologists study? Herpes"):
+    # no gram of a length that prose does not share.
+    items = sample(benchmarks["mmlu"].items, np.random.default_rng(13))[:200]
+    assert recall(index, "mmlu", items, lambda item, rng: prefix(item.text), paragraphs) >= 0.9
+
+
+def test_templated_word_problems_are_not_taken_for_gsm8k(benchmarks):
+    gsm8k = ContaminationIndex.build([benchmarks["gsm8k"]])
+    problems = word_problems(2000, seed=3)
+    flagged = [text for text in problems if gsm8k.match(text)]
+    assert len(flagged) / len(problems) <= MAX_TEMPLATED_FALSE_POSITIVE_RATE, flagged[:3]
+
+
+def test_a_prompt_template_in_a_benchmark_file_is_reported_and_left_out(tmp_path, math_benchmark, paragraphs):
+    prompt = "Return your final response within \\boxed{}. "
+    path = tmp_path / "prompted.jsonl"
+    rows = [{"problem": prompt + problem(item), "solution": item.parts[1][1]} for item in math_benchmark.items[:200]]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    prompted = load_benchmark(BenchmarkSpec("prompted", path, ("problem", "solution")))
+    index = ContaminationIndex.build([prompted])
+    [template] = index.templates
+    assert (template.field, template.tokens, template.share) == ("problem", ("return", "your", "final", "response", "within", "boxed"), 1.0)
+    assert ContaminationIndex.load(index.save(tmp_path / "index.npz")).templates == (template,)
+    items = math_benchmark.items[:100]
+    assert recall(index, "prompted", items, lambda item, rng: problem(item), paragraphs) >= MIN_RECALL
+    assert index.match(plant(prompt, paragraphs, np.random.default_rng(0))) == []
+
+
+def test_a_copy_in_unicode_is_redacted_where_it_was_written(math_benchmark, math_index, paragraphs):
+    item = math_benchmark.items[0]
+    copy = unicode_rendered(problem(item))
+    before, after = "Some prose about gardens, with no numbers in it at all.", "And more prose that ends the page."
+    redaction = math_index.redact(f"{before}\n\n{copy}\n\n{after}")
+    assert item.item_id in {m.item_id for m in redaction.matches}  # with problems of its template, numbers changed
+    assert redaction.text.startswith(before) and redaction.text.endswith(after) and "√" not in redaction.text
 
 
 # --- redaction -----------------------------------------------------------------------
@@ -326,7 +434,7 @@ def test_matches_serialize_compactly(benchmarks, index, paragraphs):
     item = benchmarks["humaneval"].items[0]
     matches = index.match(plant(item.text, paragraphs, np.random.default_rng(0)))
     decoded = json.loads(matches_to_json(matches))
-    assert {"benchmark": "humaneval", "item_id": 0, "exact_fraction": 1.0, "masked_fraction": 1.0} in decoded
+    assert {"benchmark": "humaneval", "item_id": 0, "exact_fraction": 1.0, "masked_fraction": 1.0, "field": "prompt"} in decoded
 
 
 # --- benchmark files: formats and malformed rows (no shared data needed) --------------
@@ -428,7 +536,7 @@ TRICKY_TEXTS = [
 
 def test_tokens_follow_the_reference_pattern(paragraphs):
     for text in TRICKY_TEXTS + paragraphs[:2000]:
-        folded = unicodedata.normalize("NFKC", text).lower()
+        folded = unicodedata.normalize("NFKC", canonical_math(text)).lower()
         assert tokenize(text) == REFERENCE_TOKEN.findall(folded), text
 
 
@@ -468,8 +576,9 @@ def test_short_items_match_as_whole_strings_on_word_boundaries():
     assert (match.benchmark, match.item_id, match.exact_fraction) == ("toy", 0, 1.0)
     assert index.match("Who wrote Hamletting guides?") == []
     assert index.match("who wrote") == []
-    (match,) = index.match("Quiz: what is 7 plus 8 in total?")
-    assert (match.item_id, match.exact_fraction, match.masked_fraction) == (1, 0.0, 1.0)
+    (match,) = index.match("Quiz: what is 12 plus 30 in total?")
+    assert (match.item_id, match.exact_fraction, match.masked_fraction) == (1, 1.0, 0.0)
+    assert index.match("Quiz: what is 7 plus 8 in total?") == []  # numbers changed: a short item's words are a template
 
 
 def test_thresholds_outside_the_unit_interval_are_refused():
