@@ -73,7 +73,7 @@ sql: setup
 	$(CURATE) sql -c $(CONFIG) "$(Q)"
 
 bench: setup
-	for b in executor extract jsonl_ingest technical_pages rank_fixed_cost worker_memory dedup pdf contamination rephrase tokenize proxy; do $(BIN)/python -m bench.$$b || exit 1; done
+	for b in executor extract jsonl_ingest technical_pages rank_fixed_cost worker_memory dedup pdf hyphens contamination contamination_recall rephrase tokenize proxy; do $(BIN)/python -m bench.$$b || exit 1; done
 
 clean:
 	rm -rf runs
