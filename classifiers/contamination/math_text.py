@@ -91,22 +91,22 @@ def _replacement(match: re.Match) -> str:
     return f" {name} " if name else " "
 
 
-def has_math(text: str) -> bool:
-    return bool(notations(text))
-
-
 def canonical_math(text: str) -> str:
     """``text`` with its math notation in the one form (module docstring)."""
-    return canonical_math_with_sources(text)[0] if has_math(text) else text
+    rewritten = canonical_math_with_sources(text)
+    return text if rewritten is None else rewritten[0]
 
 
-def canonical_math_with_sources(text: str) -> tuple[str, np.ndarray, np.ndarray]:
+def canonical_math_with_sources(text: str) -> tuple[str, np.ndarray, np.ndarray] | None:
     """:func:`canonical_math`, and for each of its characters the span of ``text`` it comes
     from (start, exclusive end): itself where the text is unchanged, the whole notation it
-    replaced where it is not."""
+    replaced where it is not. None for a text without math notation (most of them)."""
+    found = notations(text)
+    if not found:
+        return None
     pieces, first, last = [], [], []
     cursor = 0
-    for match in notations(text):
+    for match in found:
         start, end = match.span()
         replacement = _replacement(match)
         pieces += [text[cursor:start], replacement]

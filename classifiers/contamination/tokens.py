@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from classifiers.contamination.hashing import CHARACTER_POWERS, PrefixPolynomial
-from classifiers.contamination.math_text import canonical_math, canonical_math_with_sources, has_math
+from classifiers.contamination.math_text import canonical_math, canonical_math_with_sources
 
 # The token every number token becomes in the masked variant. It holds punctuation, so
 # no text produces it as a token.
@@ -126,9 +126,10 @@ def tokenize_with_spans(text: str) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 def fold_with_sources(text: str) -> tuple[str, np.ndarray, np.ndarray]:
     """Folded ``text``, and for each folded character the span of ``text`` it comes from."""
-    if not has_math(text):
+    rewritten = canonical_math_with_sources(text)
+    if rewritten is None:
         return _case_fold_with_sources(text)
-    canonical, math_first, math_last = canonical_math_with_sources(text)
+    canonical, math_first, math_last = rewritten
     folded, first, last = _case_fold_with_sources(canonical)
     return folded, math_first[first], math_last[last - 1]
 
