@@ -12,19 +12,11 @@ Item ids are the 0-based row numbers in the file (line number - 1 for JSONL, bla
 and malformed lines included), so an id stays valid when a neighbouring row is broken.
 """
 
-import gzip
-import json
-import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-JSONL_SUFFIXES = (".jsonl", ".json")
-GZIP_SUFFIXES = (".jsonl.gz", ".json.gz")
-PARQUET_SUFFIXES = (".parquet",)
+from curation.row_files import read_rows, type_name
 
 
 class BenchmarkFileError(Exception):
@@ -102,7 +94,7 @@ class Benchmark:
 def load_benchmark(spec: BenchmarkSpec) -> Benchmark:
     """Read every row of ``spec.path``; malformed rows go to ``problems``, not exceptions."""
     benchmark = Benchmark(name=spec.name, path=spec.path)
-    for line, row in _read_rows(spec.path, spec.fields):
+    for line, row in read_rows(spec.path, "benchmark file", BenchmarkFileError, spec.fields):
         if isinstance(row, str):
             benchmark.problems.append(RowProblem(spec.path, line, row))
             continue
@@ -146,65 +138,7 @@ def item_parts(row: Mapping[str, object], fields: Sequence[str]) -> tuple[list[t
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
             parts.append((name, "\n".join(value)))
         else:
-            return [], f"field {name!r}: expected a string or a list of strings, got {_type_name(value)}"
+            return [], f"field {name!r}: expected a string or a list of strings, got {type_name(value)}"
     if not any(text.strip() for _, text in parts):
         return [], "empty item: the named fields hold no text"
     return parts, None
-
-
-def _type_name(value: object) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-def _read_rows(path: Path, fields: Sequence[str]) -> Iterator[tuple[int, Mapping[str, object] | str]]:
-    """Yield ``(1-based line, row)``; a row that cannot be parsed is yielded as its error text."""
-    name = path.name.lower()
-    if name.endswith(GZIP_SUFFIXES):
-        yield from _read_jsonl(path, compressed=True)
-    elif name.endswith(JSONL_SUFFIXES):
-        yield from _read_jsonl(path, compressed=False)
-    elif name.endswith(PARQUET_SUFFIXES):
-        yield from _read_parquet(path, fields)
-    else:
-        raise BenchmarkFileError(
-            f"{path}: unknown benchmark format; expected one of "
-            f"{', '.join(JSONL_SUFFIXES + GZIP_SUFFIXES + PARQUET_SUFFIXES)}"
-        )
-
-
-def _read_jsonl(path: Path, compressed: bool) -> Iterator[tuple[int, Mapping[str, object] | str]]:
-    opener = gzip.open if compressed else open
-    try:
-        with opener(path, "rb") as handle:
-            for line, raw in enumerate(handle, start=1):
-                if raw.strip():
-                    yield line, _parse_json_line(raw)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise BenchmarkFileError(f"{path}: cannot read benchmark file: {exc}") from exc
-
-
-def _parse_json_line(raw: bytes) -> Mapping[str, object] | str:
-    try:
-        row = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        return f"not UTF-8: {exc}"
-    except json.JSONDecodeError as exc:
-        return f"bad JSON: {exc}"
-    if not isinstance(row, dict):
-        return f"expected a JSON object, got {_type_name(row)}"
-    return row
-
-
-def _read_parquet(path: Path, fields: Sequence[str]) -> Iterator[tuple[int, Mapping[str, object] | str]]:
-    try:
-        parquet = pq.ParquetFile(path)
-        missing = [name for name in fields if name not in parquet.schema_arrow.names]
-        if missing:
-            raise BenchmarkFileError(f"{path}: no column {', '.join(map(repr, missing))} in this Parquet file")
-        line = 0
-        for batch in parquet.iter_batches(columns=list(fields)):
-            for row in batch.to_pylist():
-                line += 1
-                yield line, row
-    except (OSError, pa.ArrowException) as exc:
-        raise BenchmarkFileError(f"{path}: cannot read benchmark file: {exc}") from exc

@@ -11,17 +11,14 @@ of ``<tokenize>/_tokens/train/<domain>/<rank>.ds`` (``DomainTokenizer`` writes b
 it reads). That correspondence is checked against every row's ``n_tokens``; any difference fails.
 
 An anneal proxy continues a *base* proxy (trained on the pre-training mix) from its parameters and
-AdamW state, on a unit mixture, with the learning rate falling linearly to 0. The runner mirrors
-`mixes.swarm.run_swarm` (same ``proxies.parquet`` rows, same resume and failure handling); each
-row also carries ``anneal_id``, the fingerprint of the base model, the units and the targets it
-was trained against, so a rerun refuses rows from another base instead of mixing them in.
+AdamW state, on a unit mixture, with the learning rate falling linearly to 0. Anneal proxies run
+as a `mixes.swarm.Swarm` whose store key holds the base model's id, so they are kept and
+rescored like the pre-training proxies and never mixed with the proxies of another base.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,11 +31,10 @@ from curation.atomic import atomic_path
 from curation.shards import safe_segment, shard_rank
 from curation.tokenize import TRAIN
 from mixes.export.token_files import TokenFile, datatrove_token_dtype
-from mixes.proxy_model import ProxyConfig, ProxyState, TargetSet, train_proxy_state
-from mixes.swarm import ProxySpec, proxy_row, run_specs
+from mixes.proxy_model import ProxyConfig, ProxyState, train_proxy_state
+from mixes.swarm import ProxySpec, TrainedProxy, trained_proxy
 
 UNSCORED = "unscored"
-ANNEAL_ID = "anneal_id"
 SHARD_COLUMNS = ["domain", "split", "n_tokens", "quality_score"]
 UNKNOWN_DOMAIN = "unknown"  # what ShardWriter and DomainTokenizer file a document without a domain under
 
@@ -236,13 +232,7 @@ def write_unit_token_files(units: UnitStreams, names: Iterable[str], out_dir: Pa
     return folders
 
 
-# -- the base model and its fingerprint -------------------------------------------------------------
-
-
-def fingerprint(data: object) -> str:
-    """A short stable hash of JSON-able data."""
-    payload = json.dumps(data, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+# -- the base model -------------------------------------------------------------
 
 
 def save_state(state: ProxyState, path: Path, meta: Mapping) -> None:
@@ -269,55 +259,15 @@ def load_state(path: Path, base_id: str) -> tuple[ProxyState, dict] | None:
 def run_anneal_spec(
     spec: ProxySpec,
     unit_streams: Mapping[str, np.ndarray],
-    targets: Mapping[str, TargetSet],
+    targets: Mapping,
     token_budget: int,
     config: ProxyConfig,
     base: ProxyState,
-    anneal_id: str,
     learning_rate: float | None,
     device: str,
-) -> dict:
-    """Task body: continue the base proxy on the spec's unit mixture (linear decay to 0); its row."""
-    result, _ = train_proxy_state(
+) -> TrainedProxy:
+    """Task body: continue the base proxy on the spec's unit mixture (linear decay to 0), scored on every target."""
+    return trained_proxy(*train_proxy_state(
         unit_streams, spec.weights, targets, token_budget, config, spec.seed, device,
         initial_state=base, schedule="linear_decay", learning_rate=learning_rate,
-    )
-    return proxy_row(spec, result) | {ANNEAL_ID: anneal_id}
-
-
-def check_anneal_id(finished: pd.DataFrame, anneal_id: str, path: Path) -> None:
-    if finished.empty:
-        return
-    stored = set(finished[ANNEAL_ID]) if ANNEAL_ID in finished else {None}
-    if stored != {anneal_id}:
-        raise ValueError(
-            f"{path}: its anneal proxies continue another base model or use other units or targets "
-            f"(anneal_id {sorted(map(str, stored))}, now {anneal_id}); the pre-training mix, the proxy "
-            "model, the tokenize stage or the quality edges changed: rerun the anneal stage with --restart"
-        )
-
-
-def run_anneal_swarm(
-    specs: Sequence[ProxySpec],
-    submit: Callable,
-    out_path: Path,
-    unit_streams,
-    targets,
-    token_budget: int,
-    config: ProxyConfig,
-    base,
-    anneal_id: str,
-    learning_rate: float | None = None,
-    device: str = "cpu",
-    on_result: Callable[[dict, int, int], None] | None = None,
-) -> pd.DataFrame:
-    """`run_swarm` for anneal proxies: every spec not yet in `out_path`, continued from `base`.
-
-    `unit_streams`, `targets` and `base` are passed through unchanged (Dask futures from
-    `client.scatter` are fine). Failures are raised together as `SwarmFailed` at the end.
-    """
-    task_args = (unit_streams, targets, token_budget, config, base, anneal_id, learning_rate, device)
-    return run_specs(
-        specs, submit, out_path, token_budget, run_anneal_spec, task_args, on_result,
-        check_finished=lambda finished: check_anneal_id(finished, anneal_id, out_path),
-    )
+    ))

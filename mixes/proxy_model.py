@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixes.proxy_store import array_hash
+
 IGNORE_INDEX = -100
 LAST_LOSSES = 10  # the reported train loss is the mean over this many final steps
 
@@ -72,15 +74,32 @@ class TargetSet:
     tokens: np.ndarray
     num_bytes: int
 
+    def check(self, name: str, vocab_size: int) -> None:
+        _check_tokens(f"target {name!r}", self.tokens, vocab_size)
+        if len(self.tokens) < 2 or self.num_bytes <= 0:
+            raise ValueError(f"target {name!r} needs at least 2 tokens and a positive byte count")
+
+    def identity(self) -> str:
+        return f"text-{array_hash(self.tokens)}-{self.num_bytes}"
+
+    def score(self, model: nn.Module, config: "ProxyConfig", device: torch.device) -> dict[str, float]:
+        """Bits per byte: the mean loss extended to all of the target's tokens over its bytes."""
+        nats = target_nats_per_token(model, self.tokens, config.context, device, config.eval_batch_size)
+        return {"bpb": nats * len(self.tokens) / math.log(2) / self.num_bytes}
+
 
 @dataclass(frozen=True)
 class ProxyResult:
     weights: dict[str, float]
-    bpb: dict[str, float]
+    scores: dict[str, dict[str, float]]  # target -> metric (bpb; accuracy for a choice task) -> value
     tokens_trained: int
     seconds: float
     final_train_loss: float
     seed: int
+
+    @property
+    def bpb(self) -> dict[str, float]:
+        return {target: metrics["bpb"] for target, metrics in self.scores.items()}
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,12 +173,20 @@ class ProxyTransformer(nn.Module):
         self.final_norm = nn.LayerNorm(config.d_model)
         self.apply(_init_weights)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def hidden(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The final normed states (batch, length, d_model), before the output layer."""
         positions = torch.arange(tokens.shape[1], device=tokens.device)
         x = self.embed(tokens) + self.positions(positions)
         for block in self.blocks:
             x = block(x)
-        return F.linear(self.final_norm(x), self.embed.weight)
+        return self.final_norm(x)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.hidden(tokens), self.embed.weight)
+
+    def logits_at(self, tokens: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """Logits (n, vocab) at positions ``(rows, columns)`` only: the output layer is most of the cost."""
+        return F.linear(self.hidden(tokens)[rows, columns], self.embed.weight)
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -335,25 +362,32 @@ def target_nats_per_token(
     return total / (len(tokens) - 1)
 
 
-def evaluate_targets(
-    model: nn.Module, targets: Mapping[str, TargetSet], config: ProxyConfig, device: torch.device
-) -> dict[str, float]:
-    """Bits per byte per target: the mean loss extended to all of the target's tokens over its bytes."""
+def evaluate_targets(model: nn.Module, targets: Mapping, config: ProxyConfig, device: torch.device) -> dict[str, dict[str, float]]:
+    """Every target's metrics; a target is anything with ``score(model, config, device)`` (a TargetSet, a task)."""
     model.eval()
-    bpb = {}
-    for name, target in targets.items():
-        nats = target_nats_per_token(model, target.tokens, config.context, device, config.eval_batch_size)
-        bpb[name] = nats * len(target.tokens) / math.log(2) / target.num_bytes
-    return bpb
+    return {name: target.score(model, config, device) for name, target in targets.items()}
 
 
-def _check_targets(targets: Mapping[str, TargetSet], vocab_size: int) -> None:
+def evaluate_model_state(
+    model_state: Mapping[str, torch.Tensor], targets: Mapping, config: ProxyConfig, device: str = "cpu", num_threads: int = 1
+) -> dict[str, dict[str, float]]:
+    """A saved proxy's metrics on `targets`, without any training (a new or changed evaluation)."""
+    _check_targets(targets, config.vocab_size)
+    torch_device = resolve_device(device)
+    with _proxy_run_settings(torch_device, num_threads):
+        model = ProxyTransformer(config).to(torch_device)
+        try:
+            model.load_state_dict(model_state)
+        except RuntimeError as err:
+            raise ValueError(f"the saved proxy does not fit this proxy config: {err}") from None
+        return evaluate_targets(model, targets, config, torch_device)
+
+
+def _check_targets(targets: Mapping, vocab_size: int) -> None:
     if not targets:
         raise ValueError("no validation targets to evaluate")
     for name, target in targets.items():
-        _check_tokens(f"target {name!r}", target.tokens, vocab_size)
-        if len(target.tokens) < 2 or target.num_bytes <= 0:
-            raise ValueError(f"target {name!r} needs at least 2 tokens and a positive byte count")
+        target.check(name, vocab_size)
 
 
 def train_proxy(
@@ -464,7 +498,7 @@ def _run_proxy(
             _load_state(model, optimizer, initial_state)
         streams = [train_streams[domain] for domain in domains]
         final_loss = _train(model, streams, probs, token_budget, config, rng, torch_device, optimizer, rate_at)
-        bpb = evaluate_targets(model, targets, config, torch_device)
+        scores = evaluate_targets(model, targets, config, torch_device)
         state = None
         if keep_state:
             total_steps = len(step_token_counts(token_budget, config.tokens_per_step))
@@ -476,7 +510,7 @@ def _run_proxy(
             )
     result = ProxyResult(
         weights=dict(zip(domains, probs.tolist())),
-        bpb=bpb,
+        scores=scores,
         tokens_trained=token_budget,
         seconds=time.perf_counter() - started,
         final_train_loss=final_loss,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,8 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.ensemble import GradientBoostingRegressor
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
+from sklearn.utils import Tags
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from mixes.swarm import BPB_PREFIX, WEIGHT_PREFIX
 
@@ -57,12 +60,21 @@ class MixingLawRegressor(RegressorMixin, BaseEstimator):
     initialises (b, t) by linear regression of log(loss - c) on the weights; the fit with the
     lowest robust cost wins. `f_scale_ratio` sets the soft-L1 threshold as a fraction of the
     standard deviation of the losses: residuals beyond it count linearly, not quadratically.
+
+    A scikit-learn estimator: dense, finite, single-output input only. `random_state` (an int,
+    None or a `numpy.random.Generator`) seeds the jitter of the starts.
     """
 
-    def __init__(self, n_starts: int = 8, f_scale_ratio: float = 0.1, random_state: int = 0):
+    def __init__(self, n_starts: int = 8, f_scale_ratio: float = 0.1, random_state: int | None = 0):
         self.n_starts = n_starts
         self.f_scale_ratio = f_scale_ratio
         self.random_state = random_state
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.single_output = True
+        tags.target_tags.multi_output = False  # one objective per mixture: y must be 1-d
+        return tags
 
     @staticmethod
     def _predict_with(params: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -80,8 +92,16 @@ class MixingLawRegressor(RegressorMixin, BaseEstimator):
             starts.append(np.concatenate([[c, coefficients[0]], coefficients[1:] + jitter]))
         return starts
 
+    def _check_params(self) -> None:
+        if not isinstance(self.n_starts, Integral) or self.n_starts < 1:
+            raise ValueError(f"n_starts must be a positive integer, got {self.n_starts!r}")
+        if not isinstance(self.f_scale_ratio, Real) or not self.f_scale_ratio > 0:
+            raise ValueError(f"f_scale_ratio must be a positive number, got {self.f_scale_ratio!r}")
+
     def fit(self, X, y):
-        X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        self._check_params()
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
+        y = y.astype(np.float64, copy=False)
         f_scale = max(self.f_scale_ratio * float(np.std(y)), 1e-9)
         fits = [
             least_squares(
@@ -93,7 +113,8 @@ class MixingLawRegressor(RegressorMixin, BaseEstimator):
         return self
 
     def predict(self, X):
-        return self._predict_with(self.params_, np.asarray(X, dtype=np.float64))
+        check_is_fitted(self)
+        return self._predict_with(self.params_, validate_data(self, X, dtype=np.float64, reset=False))
 
 
 def default_regressors(seed: int = 0) -> dict[str, BaseEstimator]:

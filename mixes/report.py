@@ -114,6 +114,7 @@ def write_report(
     mixture_ids: Sequence[str],
     validation: Mapping[str, float] | None = None,
     natural_id: str | None = None,
+    title: str = "Mixture report",
 ) -> Path:
     """Write the plots and `report.md` into `out_dir`; return the markdown path.
 
@@ -127,7 +128,7 @@ def write_report(
     plot_weights(space.domains, mixes, out_dir / WEIGHTS_PNG)
     plot_loss_by_proxy(mixture_ids, regression.measured, out_dir / PROXIES_PNG, highlight=natural_id)
     lines = [
-        "# Mixture report",
+        f"# {title}",
         "",
         f"{len(regression.measured)} proxies; target budget {space.target_budget:,} tokens; "
         f"at most {space.max_epochs:g} epochs per domain.",

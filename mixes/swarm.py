@@ -1,31 +1,40 @@
-"""Run many proxies as independent tasks and collect their results in `proxies.parquet`.
+"""Run many proxies as independent tasks, keep each in a `ProxyStore`, collect their rows in `proxies.parquet`.
 
 Tasks go through a caller-given `submit(fn, *args)`: a Dask `Client.submit`, an executor's
 `submit`, or a synchronous function. It may return a future (anything with `result()` and
 `add_done_callback`, as Dask and `concurrent.futures` futures have) or the result itself.
-Arguments are passed through unchanged, so Dask callers can pass the token streams once as
-scattered futures (`client.scatter(streams, broadcast=True)`) instead of shipping them per task.
+Arguments are passed through unchanged, so Dask callers can pass the token streams and targets
+once as scattered futures (`client.scatter(..., broadcast=True)`) instead of shipping them per task.
 
-The file is rewritten (temp file + rename) after every finished proxy, so a killed swarm loses
-at most the runs in flight; run again, it skips the specs already in the file.
+Each spec is one of three cases, by what the store holds for its key:
+
+- not stored: trained (and scored on every target) as one task; the weights go in the store;
+- stored, but some target is new or changed: scored on those targets from the saved weights;
+- stored and scored on every target: its row is written without any task.
+
+`proxies.parquet` is rewritten (temp file + rename) after every finished task, so a killed
+swarm loses at most the runs in flight; run again, the store has every proxy that finished.
 """
 
 from __future__ import annotations
 
 import queue
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from curation.atomic import atomic_path
-from mixes.proxy_model import ProxyConfig, TargetSet, train_proxy
+from mixes.proxy_model import ProxyConfig, evaluate_model_state, train_proxy_state
+from mixes.proxy_store import ProxyStore, stable_hash
 
 WEIGHT_PREFIX = "w_"
 BPB_PREFIX = "bpb_"
+METRIC_PREFIXES = {"bpb": BPB_PREFIX, "accuracy": "acc_"}
 KEY = ["mixture_id", "seed"]
+TRAINED, SCORED, REUSED = "trained", "scored", "reused"
 
 
 @dataclass(frozen=True)
@@ -52,28 +61,91 @@ def make_specs(domains: Sequence[str], mixtures: np.ndarray, seeds: Iterable[int
     ]
 
 
-def run_proxy_spec(
-    spec: ProxySpec,
-    train_streams: Mapping[str, np.ndarray],
-    targets: Mapping[str, TargetSet],
-    token_budget: int,
-    config: ProxyConfig,
-    device: str,
-) -> dict:
-    """Task body: train one proxy and return its row for `proxies.parquet`."""
-    return proxy_row(spec, train_proxy(train_streams, spec.weights, targets, token_budget, config, spec.seed, device))
+@dataclass(frozen=True, eq=False)
+class TrainedProxy:
+    """A training task's answer: the final weights, how they were trained, the metrics per target name."""
+
+    model_state: dict
+    facts: dict  # weights (scaled to sum to 1), seed, tokens, seconds, final_train_loss
+    scores: dict[str, dict[str, float]]
 
 
-def proxy_row(spec: ProxySpec, result) -> dict:
-    """A finished proxy as a row: its mixture, the bits per byte on each target, its cost."""
+def trained_proxy(result, state) -> TrainedProxy:
+    facts = {
+        "weights": result.weights, "seed": result.seed, "tokens": result.tokens_trained,
+        "seconds": result.seconds, "final_train_loss": result.final_train_loss,
+    }
+    return TrainedProxy(state.model, facts, result.scores)
+
+
+def train_spec(
+    spec: ProxySpec, train_streams: Mapping[str, np.ndarray], targets: Mapping, token_budget: int,
+    config: ProxyConfig, device: str,
+) -> TrainedProxy:
+    """Task body: train one proxy from scratch on the spec's mixture and score it on every target."""
+    return trained_proxy(*train_proxy_state(train_streams, spec.weights, targets, token_budget, config, spec.seed, device))
+
+
+def score_stored(store_root: Path, key: str, targets: Mapping, names: Sequence[str], config: ProxyConfig, device: str) -> dict:
+    """Task body: a stored proxy's metrics on the named targets (evaluation only)."""
+    state = ProxyStore(store_root).model_state(key)
+    return evaluate_model_state(state, {name: targets[name] for name in names}, config, device)
+
+
+@dataclass(frozen=True)
+class Swarm:
+    """What a swarm's proxies are: how a spec trains, what its weights depend on, what it is scored on.
+
+    ``train(spec, *train_args)`` returns a `TrainedProxy`; ``basis`` is everything the weights
+    depend on besides the spec (streams, model, budget, device, a base model), hashed into the
+    store key with the spec's mixture and seed. ``targets`` may be a future (scattered once);
+    ``target_ids`` maps each target's name to the id of its content.
+    """
+
+    train: Callable
+    train_args: tuple
+    basis: Mapping
+    targets: object
+    target_ids: Mapping[str, str]
+    config: ProxyConfig
+    device: str
+
+    def key(self, spec: ProxySpec) -> str:
+        total = sum(spec.weights.values())
+        weights = {domain: round(weight / total, 12) for domain, weight in sorted(spec.weights.items())}
+        return stable_hash({"basis": self.basis, "weights": weights, "seed": spec.seed})
+
+
+@dataclass
+class SwarmCounts:
+    trained: int = 0
+    scored: int = 0
+    reused: int = 0
+    failures: dict[tuple[str, int], BaseException] = field(default_factory=dict)
+
+    def add(self, action: str) -> None:
+        setattr(self, action, getattr(self, action) + 1)
+
+
+def metric_columns(scores: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """``{target: {bpb, accuracy}}`` as ``bpb_<target>``, ``acc_<target>`` columns."""
+    return {
+        f"{METRIC_PREFIXES[metric]}{target}": value
+        for target, metrics in scores.items() for metric, value in metrics.items()
+    }
+
+
+def proxy_row(spec: ProxySpec, facts: Mapping, target_ids: Mapping[str, str]) -> dict:
+    """A stored proxy as a row: its mixture, its metrics on the current targets, its cost."""
+    by_name = {name: facts["scores"][tid] for name, tid in target_ids.items()}
     return {
         "mixture_id": spec.mixture_id,
         "seed": spec.seed,
-        **{f"{WEIGHT_PREFIX}{domain}": weight for domain, weight in result.weights.items()},
-        **{f"{BPB_PREFIX}{target}": value for target, value in result.bpb.items()},
-        "tokens": result.tokens_trained,
-        "seconds": result.seconds,
-        "final_train_loss": result.final_train_loss,
+        **{f"{WEIGHT_PREFIX}{domain}": weight for domain, weight in facts["weights"].items()},
+        **metric_columns(by_name),
+        "tokens": facts["tokens"],
+        "seconds": facts["seconds"],
+        "final_train_loss": facts["final_train_loss"],
     }
 
 
@@ -90,118 +162,110 @@ def write_proxies_atomically(frame: pd.DataFrame, path: Path) -> None:
         frame.sort_values(KEY).reset_index(drop=True).to_parquet(temporary, index=False)
 
 
-def _check_file_matches(finished: pd.DataFrame, specs: Sequence[ProxySpec], token_budget: int) -> None:
-    """A spec id already in the file must name the same mixture and budget, or the file is stale."""
-    by_key = {(spec.mixture_id, spec.seed): spec for spec in specs}
-    for row in finished.to_dict("records"):
-        spec = by_key.get((row["mixture_id"], row["seed"]))
-        if spec is None:
-            continue
-        total = sum(spec.weights.values())
-        stored = {d: row.get(f"{WEIGHT_PREFIX}{d}", 0.0) for d in spec.weights}
-        same = all(np.isclose(stored[d], w / total, atol=1e-9) for d, w in spec.weights.items())
-        if not same or row["tokens"] != token_budget:
-            raise ValueError(
-                f"{row['mixture_id']} seed {row['seed']} in the proxies file has other weights or "
-                f"another token budget ({row['tokens']}) than the spec: the file belongs to another "
-                "swarm; move it away or use another output folder"
-            )
-
-
 def _is_future(handle: object) -> bool:
     return hasattr(handle, "add_done_callback") and hasattr(handle, "result")
 
 
-def _in_completion_order(futures: Sequence[tuple[ProxySpec, object]]) -> Iterator[tuple[ProxySpec, object]]:
-    """(spec, future) pairs as the futures finish (callbacks may run on other threads)."""
+def _in_completion_order(futures: Sequence[tuple[object, object]]) -> Iterator[tuple[object, object]]:
+    """(job, future) pairs as the futures finish (callbacks may run on other threads)."""
     finished: queue.Queue = queue.Queue()
-    for spec, future in futures:
-        future.add_done_callback(lambda _, spec=spec, future=future: finished.put((spec, future)))
+    for job, future in futures:
+        future.add_done_callback(lambda _, job=job, future=future: finished.put((job, future)))
     for _ in futures:
         yield finished.get()
 
 
-class _ProxiesFile:
-    """The rows of `proxies.parquet`, saved after each added result; failures are kept aside."""
+@dataclass(frozen=True)
+class _Job:
+    spec: ProxySpec
+    key: str
+    action: str  # TRAINED or SCORED
+    names: tuple[str, ...]  # the targets a SCORED job measures
 
-    def __init__(self, path: Path, finished: pd.DataFrame, total: int, done: int, on_result):
-        self.path = Path(path)
-        self.rows = finished.to_dict("records")
-        self.total, self.done, self.on_result = total, done, on_result
-        self.failures: dict[tuple[str, int], BaseException] = {}
 
-    def add(self, spec: ProxySpec, outcome: Callable[[], dict]) -> None:
+class _SwarmRun:
+    """The swarm's rows, saved after each finished job; the store updated with what each job made."""
+
+    def __init__(self, swarm: Swarm, store: ProxyStore, out_path: Path, total: int, on_result):
+        self.swarm, self.store, self.out_path, self.total, self.on_result = swarm, store, Path(out_path), total, on_result
+        self.rows: list[dict] = []
+        self.counts = SwarmCounts()
+
+    def finish(self, job: _Job, outcome: Callable[[], object]) -> None:
         try:
-            row = outcome()
+            answer = outcome()
         except Exception as error:  # noqa: BLE001 - one failed proxy must not lose the others
-            self.failures[(spec.mixture_id, spec.seed)] = error
+            self.counts.failures[(job.spec.mixture_id, job.spec.seed)] = error
             return
+        ids = self.swarm.target_ids
+        if job.action == TRAINED:
+            facts = {**answer.facts, "scores": {ids[name]: metrics for name, metrics in answer.scores.items()}}
+            self.store.save(job.key, answer.model_state, facts)
+        else:
+            facts = self.store.add_scores(job.key, {ids[name]: answer[name] for name in job.names})
+        self.add_row(job.spec, facts, job.action)
+
+    def add_row(self, spec: ProxySpec, facts: Mapping, action: str) -> None:
+        row = proxy_row(spec, facts, self.swarm.target_ids)
         self.rows.append(row)
-        self.done += 1
-        write_proxies_atomically(pd.DataFrame(self.rows), self.path)
+        self.counts.add(action)
+        write_proxies_atomically(pd.DataFrame(self.rows), self.out_path)
         if self.on_result is not None:
-            self.on_result(row, self.done, self.total)
+            self.on_result(row, len(self.rows), self.total, action)
+
+
+def _plan(specs: Sequence[ProxySpec], swarm: Swarm, store: ProxyStore, run: _SwarmRun) -> list[_Job]:
+    """Rows of the proxies needing no task are added at once; the jobs of the others are returned."""
+    jobs = []
+    for spec in specs:
+        key = swarm.key(spec)
+        facts = store.facts(key)
+        if facts is None:
+            jobs.append(_Job(spec, key, TRAINED, ()))
+            continue
+        missing = tuple(name for name, tid in swarm.target_ids.items() if tid not in facts.get("scores", {}))
+        if missing:
+            jobs.append(_Job(spec, key, SCORED, missing))
+        else:
+            run.add_row(spec, facts, REUSED)
+    return jobs
 
 
 def run_swarm(
     specs: Sequence[ProxySpec],
+    swarm: Swarm,
     submit: Callable,
+    store: ProxyStore,
     out_path: Path,
-    train_streams,
-    targets,
-    token_budget: int,
-    config: ProxyConfig,
-    device: str = "cpu",
-    on_result: Callable[[dict, int, int], None] | None = None,
-) -> pd.DataFrame:
-    """Run every spec not yet in `out_path` and return all finished proxies (old and new).
+    on_result: Callable[[dict, int, int, str], None] | None = None,
+) -> tuple[pd.DataFrame, SwarmCounts]:
+    """Train, score or reuse every spec; the rows of all of them in `out_path` and returned, with the counts.
 
-    `on_result(row, done, total)` is called after each finished proxy is saved. Failed runs do
-    not stop the others; they are raised together as `SwarmFailed` once the rest have finished.
-    A synchronous `submit` runs (and saves) each proxy as it is submitted.
-    """
-    task_args = (train_streams, targets, token_budget, config, device)
-    return run_specs(specs, submit, out_path, token_budget, run_proxy_spec, task_args, on_result)
-
-
-def run_specs(
-    specs: Sequence[ProxySpec],
-    submit: Callable,
-    out_path: Path,
-    token_budget: int,
-    task: Callable,
-    task_args: tuple,
-    on_result: Callable[[dict, int, int], None] | None = None,
-    check_finished: Callable[[pd.DataFrame], None] | None = None,
-) -> pd.DataFrame:
-    """Submit ``task(spec, *task_args)`` for every spec not yet in `out_path`, saving each result as it comes.
-
-    Shared by the pre-training and anneal swarms; ``check_finished`` can refuse a file
-    written for other inputs before anything runs.
+    `on_result(row, done, total, action)` is called after each row is saved (action: trained,
+    scored or reused). Failed jobs do not stop the others; they are raised together as
+    `SwarmFailed` once the rest have finished. A synchronous `submit` runs each job as submitted.
     """
     keys = [(spec.mixture_id, spec.seed) for spec in specs]
     if len(set(keys)) != len(keys):
         raise ValueError("specs repeat a (mixture_id, seed) pair")
-    finished = load_proxies(out_path)
-    if check_finished is not None:
-        check_finished(finished)
-    _check_file_matches(finished, specs, token_budget)
-    done = set(zip(finished["mixture_id"], finished["seed"]))
-    pending = [spec for spec in specs if (spec.mixture_id, spec.seed) not in done]
-    results = _ProxiesFile(out_path, finished, len(specs), len(specs) - len(pending), on_result)
+    run = _SwarmRun(swarm, store, out_path, len(specs), on_result)
     futures = []
-    for spec in pending:
+    for job in _plan(specs, swarm, store, run):
+        if job.action == TRAINED:
+            task, args = swarm.train, (job.spec, *swarm.train_args)
+        else:
+            task, args = score_stored, (store.root, job.key, swarm.targets, job.names, swarm.config, swarm.device)
         try:
-            handle = submit(task, spec, *task_args)
+            handle = submit(task, *args)
         except Exception as error:  # noqa: BLE001 - a synchronous submit raises the task's error
-            results.failures[(spec.mixture_id, spec.seed)] = error
+            run.counts.failures[(job.spec.mixture_id, job.spec.seed)] = error
             continue
         if _is_future(handle):
-            futures.append((spec, handle))
+            futures.append((job, handle))
         else:
-            results.add(spec, lambda handle=handle: handle)
-    for spec, future in _in_completion_order(futures):
-        results.add(spec, future.result)
-    if results.failures:
-        raise SwarmFailed(results.failures)
-    return load_proxies(out_path)
+            run.finish(job, lambda handle=handle: handle)
+    for job, future in _in_completion_order(futures):
+        run.finish(job, future.result)
+    if run.counts.failures:
+        raise SwarmFailed(run.counts.failures)
+    return load_proxies(out_path), run.counts

@@ -4,19 +4,20 @@ A base proxy is trained on the pre-training mix (``<run>/mix/mix.yaml``, or the 
 there is none) for ``proxies.token_budget`` tokens. Each sampled unit mixture then continues it
 (parameters and AdamW state) for ``anneal.token_budget`` tokens with the learning rate falling
 linearly to 0, one Dask task per anneal proxy, measured on the proxies' targets in bits per byte.
-The regression, the bounded optimum and its validation (the chosen against the natural unit mix,
-on fresh seeds) follow the mix stage.
+The regression, the bounded optimum, its validation (the chosen against the natural unit mix,
+on fresh seeds) and the verdict are the mix stage's (pipelines.choose).
 
 ::
 
-    <run>/anneal/proxies.parquet              one row per anneal proxy: w_<unit>, bpb_<target>, anneal_id
+    <run>/anneal/proxies.parquet              one row per anneal proxy: w_<unit>, bpb_<target>
     <run>/anneal/mix.yaml                     phase: anneal, weights over units (``wiki/q2``), token_budget
     <run>/anneal/report.md, *.png             regressors, weights, objectives, validation
-    <run>/anneal/_base/state.pt               the base proxy (reused by a rerun with the same base)
+    <run>/_cache/proxies/anneal_base.pt        the base proxy (reused by a rerun with the same base)
     <run>/anneal/_tokens/<unit>/00000.ds      token files of the units the chosen mix uses (``wiki-q2``)
     <run>/anneal/_validation/proxies.parquet  the validation anneal proxies
 
-Both files of proxies are resumable: a rerun skips the proxies already in them.
+Anneal proxies are kept in the run's proxy store (mixes.proxy_store) under their base's id: a
+rerun trains only what the store lacks and scores stored proxies on new targets.
 """
 
 from __future__ import annotations
@@ -26,48 +27,32 @@ import os
 import shutil
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
+import numpy as np
 import pandas as pd
-import yaml
 from distributed import Client
 from rich.console import Console
 
-from curation.atomic import write_text_atomic
 from mixes.anneal import (
     UNSCORED,
     QualityBuckets,
     UnitStreams,
     build_unit_streams,
-    fingerprint,
     load_state,
-    run_anneal_swarm,
+    run_anneal_spec,
     save_state,
     write_unit_token_files,
 )
-from mixes.optimize import OptimizationResult, optimize_mixture
-from mixes.proxy_model import ProxyState, train_proxy_state
-from mixes.regression import RegressionResult, fit_regressors, objective_values
-from mixes.report import write_report
+from mixes.proxy_model import ProxyState, evaluate_model_state, resolve_device, train_proxy_state
+from mixes.proxy_store import stable_hash
+from mixes.regression import objective_values
 from mixes.sampling import MixtureSpace, sample_mixtures
-from mixes.swarm import BPB_PREFIX, ProxySpec, make_specs
+from mixes.swarm import BPB_PREFIX, Swarm, make_specs
+from pipelines.choose import MixChoice, choice_summary, choose_mixture, mix_document, print_verdict, validation_specs, write_choice
 from pipelines.config import AnnealSection, ConfigError, MixSection, PipelineConfig
 from pipelines.export import read_mix
-from pipelines.mixing import (
-    ProgressLines,
-    ProxyInputs,
-    config_errors,
-    dask_submit,
-    finite_or_none,
-    load_proxy_inputs,
-    mix_document,
-    mixture_objectives,
-    natural_mixture_id,
-    regressor_scores,
-    summarize_validation,
-    validation_markdown,
-    validation_specs,
-)
+from pipelines.mixing import config_errors, load_proxy_inputs
+from pipelines.proxy_runs import ProgressLines, ProxyInputs, swarm_counts, train_proxies
 from pipelines.run import RunDir
 
 STAGE = "anneal"
@@ -180,15 +165,14 @@ def unit_spaces(section: AnnealSection, units: Mapping[str, int], budget: int) -
 
 
 def base_identity(config: PipelineConfig, inputs: ProxyInputs, weights: Mapping[str, float], seed: int) -> dict:
-    """What the base proxy depends on: a change in any of it makes another base."""
+    """What the base proxy's weights depend on: a change in any of it makes another base."""
     return {
         "weights": {d: round(float(w), 12) for d, w in weights.items()},
         "token_budget": config.proxies.token_budget,
         "seed": seed,
         "model": dataclasses.asdict(inputs.model),
-        "domains": dict(inputs.tokens),
-        "device": config.proxies.device,
-        "targets": {name: [len(t.tokens), t.num_bytes] for name, t in inputs.targets.items()},
+        "streams": inputs.stream_ids,
+        "device": resolve_device(config.proxies.device).type,
     }
 
 
@@ -196,30 +180,36 @@ def base_state(
     config: PipelineConfig, run: RunDir, client: Client, console: Console, inputs: ProxyInputs,
     weights: Mapping[str, float], target_weights: Mapping[str, float],
 ) -> tuple[ProxyState, dict, bool]:
-    """The base proxy's state and facts: the saved one for this base, else trained as one Dask task."""
-    seed = config.run.seed
-    base_id = fingerprint(base_identity(config, inputs, weights, seed))
-    path = run.anneal_base_state
+    """The base proxy's state and facts: the saved one for this base (scored on any new target), else trained."""
+    seed, device = config.run.seed, config.proxies.device
+    base_id = stable_hash(base_identity(config, inputs, weights, seed))
+    path, ids = run.anneal_base_state, inputs.target_ids
     saved = load_state(path, base_id)
-    if saved is not None:
-        return saved[0], with_objective(saved[1], target_weights), False
-    console.print(f"anneal: base proxy on the pre-training mix, {config.proxies.token_budget:,} tokens")
-    streams, targets = client.scatter([inputs.streams, inputs.targets], broadcast=True, hash=False)
-    future = client.submit(
-        train_proxy_state, streams, dict(weights), targets, config.proxies.token_budget, inputs.model, seed,
-        config.proxies.device, key=f"anneal-base-{os.urandom(4).hex()}", pure=False,
-    )
-    result, state = future.result()
-    meta = {
-        "base_id": base_id,
-        "weights": result.weights,
-        "tokens": result.tokens_trained,
-        "seed": result.seed,
-        "bpb": result.bpb,
-        "final_learning_rate": state.learning_rate,
-    }
-    save_state(state, path, meta)
-    return state, with_objective(meta, target_weights), True
+    if saved is None:
+        console.print(f"anneal: base proxy on the pre-training mix, {config.proxies.token_budget:,} tokens")
+        streams, targets = client.scatter([inputs.streams, inputs.targets], broadcast=True, hash=False)
+        future = client.submit(
+            train_proxy_state, streams, dict(weights), targets, config.proxies.token_budget, inputs.model, seed,
+            device, key=f"anneal-base-{os.urandom(4).hex()}", pure=False,
+        )
+        result, state = future.result()
+        meta = {
+            "base_id": base_id, "weights": result.weights, "tokens": result.tokens_trained, "seed": result.seed,
+            "final_learning_rate": state.learning_rate,
+            "scores": {ids[name]: metrics for name, metrics in result.scores.items()},
+        }
+        save_state(state, path, meta)
+    else:
+        state, meta = saved
+    missing = {name: target for name, target in inputs.targets.items() if ids[name] not in meta["scores"]}
+    if missing:
+        future = client.submit(evaluate_model_state, state.model, missing, inputs.model, device,
+                               key=f"anneal-base-score-{os.urandom(4).hex()}", pure=False)
+        meta = {**meta, "scores": {**meta["scores"], **{ids[name]: m for name, m in future.result().items()}}}
+        save_state(state, path, meta)
+    bpb = {name: meta["scores"][tid]["bpb"] for name, tid in ids.items()}
+    facts = {key: value for key, value in meta.items() if key != "scores"} | {"bpb": bpb}
+    return state, with_objective(facts, target_weights), saved is None
 
 
 def with_objective(meta: Mapping, target_weights: Mapping[str, float]) -> dict:
@@ -231,33 +221,25 @@ def with_objective(meta: Mapping, target_weights: Mapping[str, float]) -> dict:
 # -- anneal proxies -----------------------------------------------------------------------------------
 
 
-def anneal_identity(base_id: str, section: AnnealSection, units: UnitStreams, inputs: ProxyInputs) -> str:
-    """The anneal proxies' fingerprint: the base, the units and the targets they are measured on."""
-    return fingerprint({
+def anneal_swarm(client: Client, section: AnnealSection, inputs: ProxyInputs, units: UnitStreams,
+                 base: ProxyState, base_id: str, device: str) -> Swarm:
+    """Anneal proxies continuing `base`; the unit streams, targets and base state are scattered once."""
+    streams, targets, scattered_base = client.scatter([units.streams, inputs.targets, base], broadcast=True, hash=False)
+    basis = {
+        "kind": "anneal",
         "base": base_id,
         "units": units.tokens,
         "quality_edges": section.quality_edges,
         "learning_rate": section.learning_rate,
-        "targets": {name: [len(t.tokens), t.num_bytes] for name, t in inputs.targets.items()},
-    })
-
-
-class AnnealTrainer:
-    """Trains anneal proxies as Dask tasks; the unit streams, targets and base state are scattered once."""
-
-    def __init__(self, client: Client, section: AnnealSection, inputs: ProxyInputs, units: UnitStreams,
-                 base: ProxyState, anneal_id: str, device: str):
-        self.client, self.section, self.inputs, self.anneal_id, self.device = client, section, inputs, anneal_id, device
-        self.streams, self.targets, self.base = client.scatter(
-            [units.streams, inputs.targets, base], broadcast=True, hash=False
-        )
-
-    def train(self, specs: Sequence[ProxySpec], out: Path, progress: ProgressLines) -> pd.DataFrame:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        return run_anneal_swarm(
-            specs, dask_submit(self.client), out, self.streams, self.targets, self.section.token_budget,
-            self.inputs.model, self.base, self.anneal_id, self.section.learning_rate, self.device, on_result=progress,
-        )
+        "token_budget": section.token_budget,
+        "model": dataclasses.asdict(inputs.model),
+        "device": resolve_device(device).type,
+    }
+    return Swarm(
+        train=run_anneal_spec,
+        train_args=(streams, targets, section.token_budget, inputs.model, scattered_base, section.learning_rate, device),
+        basis=basis, targets=targets, target_ids=inputs.target_ids, config=inputs.model, device=device,
+    )
 
 
 def default_count(section: AnnealSection, space: MixtureSpace) -> int:
@@ -267,9 +249,9 @@ def default_count(section: AnnealSection, space: MixtureSpace) -> int:
 # -- outputs ----------------------------------------------------------------------------------------------
 
 
-def unit_table(units: UnitStreams, space: MixtureSpace, optimization: OptimizationResult, buckets: QualityBuckets) -> dict:
+def unit_table(units: UnitStreams, space: MixtureSpace, chosen: np.ndarray, buckets: QualityBuckets) -> dict:
     table = {}
-    chosen, epochs = optimization.optimum.weights, space.epochs(optimization.optimum.weights)
+    epochs = space.epochs(chosen)
     for i, name in enumerate(space.domains):
         unit = units.units[name]
         low, high = buckets.score_range(unit.bucket)
@@ -289,19 +271,17 @@ def unit_table(units: UnitStreams, space: MixtureSpace, optimization: Optimizati
 
 
 def anneal_document(
-    space: MixtureSpace, regression: RegressionResult, optimization: OptimizationResult, validation: dict,
-    section: AnnealSection, units: UnitStreams, dropped: Mapping[str, int], base: dict,
-    target_weights: Mapping[str, float],
+    space: MixtureSpace, choice: MixChoice, section: AnnealSection, units: UnitStreams, dropped: Mapping[str, int],
+    base: dict, target_weights: Mapping[str, float],
 ) -> dict:
     """mix.yaml of the anneal: the mix stage's document, with ``phase: anneal`` and the units."""
     buckets = QualityBuckets(tuple(section.quality_edges))
     return {
         "phase": "anneal",
-        **mix_document(space, regression, optimization, validation),
+        **mix_document(space, choice, target_weights),
         "proxy_token_budget": section.token_budget,
         "quality_edges": list(section.quality_edges),
-        "target_weights": dict(target_weights),
-        "units": unit_table(units, space, optimization, buckets),
+        "units": unit_table(units, space, choice.optimization.optimum.weights, buckets),
         "dropped_units": dict(dropped),
         "base": base,
     }
@@ -319,23 +299,6 @@ def base_markdown(base: dict, validation: dict) -> list[str]:
     ]
 
 
-def write_anneal_outputs(
-    run: RunDir, space: MixtureSpace, regression: RegressionResult, optimization: OptimizationResult,
-    mixture_ids: Sequence[str], validation: dict, document: dict,
-) -> Path:
-    """mix.yaml and the report (with the validation and base sections); returns the mix.yaml path."""
-    out = run.stage_dir(STAGE)
-    out.mkdir(parents=True, exist_ok=True)
-    measured = {"optimum": validation["chosen"]["mean"], "natural": validation["natural"]["mean"]}
-    natural_id = natural_mixture_id(mixture_ids, regression.weights, space.natural)
-    report = write_report(out, regression, optimization, space, mixture_ids, measured, natural_id)
-    text = report.read_text().replace("# Mixture report", "# Anneal mixture report (units: domain/quality bucket)", 1)
-    extra = validation_markdown(validation) + base_markdown(document["base"], validation)
-    report.write_text(text + "\n".join(extra))
-    write_text_atomic(run.mix_file(STAGE), yaml.safe_dump(document, sort_keys=False))
-    return run.mix_file(STAGE)
-
-
 def unit_token_dirs(run: RunDir, units: UnitStreams, weights: Mapping[str, float], vocab_size: int) -> dict[str, str]:
     """Token files of the units with a positive weight, for the export; folders relative to the run."""
     root = run.anneal_unit_tokens
@@ -351,7 +314,7 @@ def unit_token_dirs(run: RunDir, units: UnitStreams, weights: Mapping[str, float
 def run_anneal(
     config: PipelineConfig, run: RunDir, client: Client, console: Console, section: AnnealSection | None = None
 ) -> dict:
-    """The anneal stage: base proxy, anneal proxies over the units, regression, optimum, validation, mix.yaml."""
+    """The anneal stage: base proxy, anneal proxies over the units, then the mix stage's choice, mix.yaml."""
     section = anneal_section(config, section)
     if not section.enabled:
         return {"skipped": "anneal.enabled is false"}
@@ -371,66 +334,55 @@ def run_anneal(
 
     base, meta, base_trained = base_state(config, run, client, console, inputs, pre_weights, target_weights)
     base_facts = {**meta, "source": source, "trained_now": base_trained}
-    anneal_id = anneal_identity(meta["base_id"], section, units, inputs)
-    trainer = AnnealTrainer(client, section, inputs, units, base, anneal_id, config.proxies.device)
+    swarm = anneal_swarm(client, section, inputs, units, base, meta["base_id"], config.proxies.device)
     specs = make_specs(space.domains, mixtures, section.seeds)
     console.print(
         f"anneal: {len(specs)} runs ({count} mixtures x {len(section.seeds)} seed(s)) of {section.token_budget:,} "
         f"tokens over {space.k} units, from the base proxy ({source}); targets: {', '.join(inputs.targets)}"
     )
     progress = ProgressLines(console, "anneal")
-    proxies = trainer.train(specs, run.proxies_table(STAGE), progress)
-
-    mixture_ids, weights, objective = mixture_objectives(proxies, space.domains, target_weights)
-    with config_errors("mix.folds"):
-        regression = fit_regressors(weights, objective, list(space.domains), n_folds=config.mix.folds, seed=config.run.seed)
-    optimization = optimize_mixture(
-        regression.chosen_model.predict, bounded, regression.chosen_is_smooth, kl_weight=config.mix.kl_weight,
-        n_candidates=config.mix.candidates, top_k=config.mix.top_k, seed=config.run.seed,
-    )
+    proxies, counts = train_proxies(specs, client, run, run.proxies_table(STAGE), swarm, progress)
     validation_progress = ProgressLines(console, "anneal validation")
-    frame = trainer.train(
-        validation_specs(bounded, optimization.optimum.weights, section.validation_seeds),
-        run.validation_proxies(STAGE), validation_progress,
-    )
-    predicted = {"chosen": optimization.optimum.predicted, "natural": optimization.natural_predicted}
-    validation = summarize_validation(frame, target_weights, predicted)
-    document = anneal_document(bounded, regression, optimization, validation, section, units, dropped, base_facts, target_weights)
-    document["token_dirs"] = unit_token_dirs(run, units, bounded.as_dict(optimization.optimum.weights), inputs.model.vocab_size)
-    path = write_anneal_outputs(run, bounded, regression, optimization, mixture_ids, validation, document)
-    print_anneal(console, bounded, optimization, validation, base_facts)
+    validated = []
+
+    def validate(chosen: np.ndarray) -> pd.DataFrame:
+        specs = validation_specs(bounded, chosen, section.validation_seeds)
+        frame, validation_counts = train_proxies(specs, client, run, run.validation_proxies(STAGE), swarm, validation_progress)
+        validated.append(validation_counts)
+        return frame
+
+    choice = choose_mixture(proxies, bounded, target_weights, config.mix, config.run.seed, validate)
+    document = anneal_document(bounded, choice, section, units, dropped, base_facts, target_weights)
+    weights = bounded.as_dict(choice.optimization.optimum.weights)
+    document["token_dirs"] = unit_token_dirs(run, units, weights, inputs.model.vocab_size)
+    out = run.stage_dir(STAGE)
+    out.mkdir(parents=True, exist_ok=True)
+    title = "Anneal mixture report (units: domain/quality bucket)"
+    path = write_choice(out, title, bounded, choice, document, run.mix_file(STAGE), base_markdown(base_facts, choice.validation))
+    print_anneal(console, bounded, choice, base_facts)
     return {
         "phase": "anneal",
         "units": units.tokens,
         "dropped_units": dict(dropped),
         "base": {k: base_facts[k] for k in ("base_id", "source", "tokens", "objective", "trained_now")},
         "proxies": len(proxies),
-        "trained": progress.trained,
-        "validation_trained": validation_progress.trained,
+        **swarm_counts(counts),
+        "validation_proxies": swarm_counts(validated[0]),
         "seconds": round(time.perf_counter() - started, 3),
         "tokens_per_proxy": section.token_budget,
         "target_budget": bounded.target_budget,
-        "regressor": regression.chosen,
-        "cv_spearman": finite_or_none(regression.scores[regression.chosen].spearman),
-        "regressor_scores": regressor_scores(regression),
-        "method": optimization.optimum.method,
-        "weights": bounded.as_dict(optimization.optimum.weights),
-        "natural_weights": bounded.as_dict(bounded.natural),
-        "predicted_objective": optimization.optimum.predicted,
-        "measured_objective": validation["chosen"]["mean"],
-        "natural_measured_objective": validation["natural"]["mean"],
-        "beats_natural_beyond_spread": validation["beats_natural_beyond_spread"],
+        **choice_summary(bounded, choice),
         "token_dirs": document["token_dirs"],
         "mix": str(path),
     }
 
 
-def print_anneal(console: Console, space: MixtureSpace, optimization: OptimizationResult, validation: dict, base: dict) -> None:
-    for unit, natural, chosen in zip(space.domains, space.natural, optimization.optimum.weights):
+def print_anneal(console: Console, space: MixtureSpace, choice: MixChoice, base: dict) -> None:
+    for unit, natural, chosen in zip(space.domains, space.natural, choice.optimization.optimum.weights):
         console.print(f"  {unit:<24} natural {natural:.4f} -> chosen {chosen:.4f}")
-    chosen, natural = validation["chosen"], validation["natural"]
+    chosen, natural = choice.validation["chosen"], choice.validation["natural"]
     console.print(
         f"anneal: objective base {base['objective']:.4f}, after the anneal chosen {chosen['mean']:.4f} "
-        f"(predicted {chosen['predicted']:.4f}), natural {natural['mean']:.4f}; "
-        f"{'beats' if validation['beats_natural_beyond_spread'] else 'does not beat'} natural beyond the spread"
+        f"(predicted {chosen['predicted']:.4f}), natural {natural['mean']:.4f}"
     )
+    print_verdict(console, "anneal", choice)

@@ -1,9 +1,11 @@
 """``curate``: run stages, inspect runs with SQL, make the demo corpus."""
 
 import argparse
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import duckdb
 from rich.console import Console
@@ -11,7 +13,7 @@ from rich.text import Text
 from rich.table import Table
 
 from curation.errors import UserError
-from pipelines.config import PipelineConfig, load_config
+from pipelines.config import ConfigError, PipelineConfig, load_config
 from pipelines.executor import StageFailed, dask_client
 from pipelines.ledger import LedgerError
 from pipelines.mirror import run_folder
@@ -30,8 +32,11 @@ def with_overrides(config: PipelineConfig, args) -> PipelineConfig:
         update={k: v for k, v in (("cluster", args.cluster), ("workers", args.workers)) if v is not None}
     )
     update = {"executor": executor}
-    if getattr(args, "mix", None):
-        update["export"] = config.export.model_copy(update={"mix": args.mix})
+    export = {"mix": args.mix} if getattr(args, "mix", None) else {}
+    if getattr(args, "force", False):
+        export["not_recommended"] = "export"
+    if export:
+        update["export"] = config.export.model_copy(update=export)
     return config.model_copy(update=update)
 
 
@@ -55,6 +60,11 @@ def cmd_demo_data(args) -> int:
     with run_folder(config, "curate demo-data", console) as run:
         out = run.input_dir
         summary = write_demo_corpus(out, scale=scale, seed=seed)
+        for path in map(Path, config.demo_data.benchmarks):
+            if not path.exists():
+                raise ConfigError(f"demo_data.benchmarks: {path} does not exist")
+            shutil.copy(path, out / "benchmarks" / path.name)
+            summary[f"benchmark {path.name}"] = str(out / "benchmarks" / path.name)
     stdout.print(f"demo corpus (scale {scale}, seed {seed}) written to {out}")
     for key, value in summary.items():
         if isinstance(value, (int, float, str)):
@@ -200,6 +210,7 @@ def parser() -> argparse.ArgumentParser:
         add_executor_flags(p)
         if name == "export":
             p.add_argument("--mix", help="a mixture YAML (weights: {domain: weight}) instead of export.mix")
+            p.add_argument("--force", action="store_true", help="export a mix the mixer did not recommend (mix.yaml recommended: false)")
     classifiers = sub.add_parser("classifiers", help="the classify stage's models")
     classifiers_sub = classifiers.add_subparsers(dest="action", required=True)
     train = classifiers_sub.add_parser("train", help="train the configured quality and domain classifiers (those missing)")

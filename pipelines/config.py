@@ -27,6 +27,7 @@ from pydantic import (
 from curation.errors import UserError
 from curation.sources.ocr import DEFAULT_MIN_CONFIDENCE, DEFAULT_VLM_PROMPT, VLM_PRESETS
 from curation.text_kind import CODE_LINES
+from mixes.tasks import INSTALLED_FILES, installed_file
 
 CLUSTER_ADDRESS = re.compile(r"^(local|tcp://[\w.\-\[\]:]+:\d+)$")
 
@@ -70,6 +71,7 @@ class ExecutorSection(Section):
 class DemoDataSection(Section):
     scale: Annotated[float, Field(gt=0, le=1.5)] = 1.0  # the text sources run out beyond 1.5
     seed: int | None = None
+    benchmarks: list[str] = []  # real benchmark files copied into <run>/input/benchmarks/ beside the demo's own
 
 
 class ExtractSection(Section):
@@ -447,6 +449,8 @@ class ExportSection(Section):
     global_batch_size: Annotated[int, Field(ge=1)] = 64  # sequences per step: the budget is trained in whole batches
     max_repetition_ratio: Annotated[float, Field(gt=0)] = 4.0
     out: str = "{run_dir}/export"
+    # a mix.yaml the mixer did not recommend: refuse it, export the natural mix instead, or export it anyway (--force)
+    not_recommended: Literal["refuse", "natural", "export"] = "refuse"
 
 
 class ProxyModelSection(Section):
@@ -466,6 +470,35 @@ class EvalTextSection(Section):
     fields: Annotated[list[str], Field(min_length=1)] = ["question"]
 
 
+class TaskSection(Section):
+    """An evaluation task: bits per byte of the gold answer given the prompt (mixes.tasks).
+
+    ``preset`` (gsm8k, humaneval, mmlu) fills the format keys left unset; ``prompt`` and
+    ``answer`` are templates over the row's fields (``answer`` may name a field), ``choices``
+    the field(s) holding a choice task's options.
+    """
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$")]
+    path: str | None = None  # may be left out for a preset whose file installs with a package (mmlu)
+    preset: str | None = None
+    kind: Literal["answer", "choice"] | None = None
+    prompt: str | None = None
+    answer: str | None = None
+    choices: str | list[str] | None = None
+    few_shot: Annotated[int, Field(ge=0)] | None = None
+    limit: Annotated[int, Field(ge=1)] | None = None  # items scored (a fixed sample); default: all
+    separator: str | None = None
+
+
+def task_file(section: TaskSection) -> str:
+    """A task's file: its path, or where its preset's file installed (a ValueError if it did not)."""
+    if section.path is not None:
+        return section.path
+    if section.preset not in INSTALLED_FILES:
+        raise ValueError(f"task {section.name!r}: key 'path' is missing (the preset {section.preset!r} installs no file)")
+    return str(installed_file(section.name, *INSTALLED_FILES[section.preset]))
+
+
 class ProxiesSection(Section):
     model: ProxyModelSection = ProxyModelSection()
     token_budget: Annotated[int, Field(ge=1000)] = 200_000  # training tokens per proxy
@@ -476,6 +509,16 @@ class ProxiesSection(Section):
     max_epochs: Annotated[float, Field(gt=0)] = 4.0
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     eval_texts: list[EvalTextSection] = []
+    tasks: list[TaskSection] = []
+
+
+class TransferSection(Section):
+    """Larger models on the chosen, the natural and sampled mixes: do the proxies' rankings hold?"""
+
+    enabled: bool = False
+    parameter_factor: Annotated[float, Field(gt=1)] = 4.0  # non-embedding parameters, times the proxy's
+    token_factor: Annotated[float, Field(gt=1)] = 10.0  # training tokens, times proxies.token_budget
+    sampled: Annotated[int, Field(ge=0)] = 2  # sampled mixes besides the chosen and the natural one
 
 
 class MixSection(Section):
@@ -486,6 +529,8 @@ class MixSection(Section):
     candidates: Annotated[int, Field(ge=100)] = 100_000  # RegMix: sampled mixtures scored by the regressor
     top_k: Annotated[int, Field(ge=1)] = 100
     validation_seeds: Annotated[list[int], Field(min_length=1)] = [101, 102, 103]
+    min_cv_spearman: Annotated[float, Field(ge=-1, le=1)] = 0.5  # below it a mix is not recommended
+    transfer: TransferSection = TransferSection()
 
 
 class AnnealSection(Section):
@@ -578,8 +623,9 @@ def as_json(value):
 # Config fields that name files or folders; ``[]`` marks a list. Made absolute in the driver so
 # that a worker started in another directory writes and reads the same places.
 PATH_FIELDS = (
-    "run.root", "run.cache", "ingest.sources[].paths[]", "ingest.sources[].commoncrawl.base_url", "tokenize.tokenizer.path",
-    "classify.contamination.benchmarks[].path", "proxies.eval_texts[].path", "export.mix", "export.out",
+    "run.root", "run.cache", "demo_data.benchmarks[]", "ingest.sources[].paths[]", "ingest.sources[].commoncrawl.base_url", "tokenize.tokenizer.path",
+    "classify.contamination.benchmarks[].path", "proxies.eval_texts[].path",
+    "proxies.tasks[].path", "export.mix", "export.out",
 )
 
 

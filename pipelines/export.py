@@ -15,7 +15,7 @@ from curation.shards import list_kept_shards, safe_segment
 from curation.tokenize import TRAIN
 from curation.tokenizer import describe_tokenizer
 from mixes.export import export_mixture
-from pipelines.config import ConfigError, PipelineConfig
+from pipelines.config import ConfigError, ExportSection, PipelineConfig
 from pipelines.run import RunDir
 from pipelines.state import lineage_of
 from pipelines.tokens import parquet_list
@@ -48,10 +48,32 @@ def read_mix(path: str) -> dict:
     return data
 
 
+def mix_to_export(section: ExportSection, run: RunDir, tokens: dict[str, int], console) -> tuple[dict, str]:
+    """The mix the export trains and what it is; a mix the mixer did not recommend per `export.not_recommended`."""
+    natural = {"weights": tokens, "name": "natural"}
+    if not section.mix:
+        return natural, "natural"
+    path = section.mix.replace("{run_dir}", str(run.path))
+    mix = read_mix(path)
+    if mix.get("recommended", True):
+        return mix, section.mix
+    reasons = "; ".join(mix.get("not_recommended_because") or ["no reason recorded"])
+    if section.not_recommended == "natural":
+        console.print(f"[yellow]export: {path} is not recommended ({reasons}): exporting the natural mix instead[/yellow]")
+        return natural, f"natural (instead of {section.mix}, not recommended)"
+    if section.not_recommended == "export":
+        console.print(f"[bold yellow]export: exporting {path} although it is not recommended ({reasons})[/bold yellow]")
+        return mix, f"{section.mix} (not recommended, exported with --force)"
+    raise UserError(
+        f"export: {path} is not recommended: {reasons}. Give --force to export it anyway, set "
+        "export.not_recommended: natural to export the natural mix instead, or improve the mix (see its report.md)"
+    )
+
+
 def run_export(config: PipelineConfig, run: RunDir, client, console) -> dict:
     section = config.export
     tokens = training_tokens(run)
-    mix = read_mix(section.mix.replace("{run_dir}", str(run.path))) if section.mix else {"weights": tokens, "name": "natural"}
+    mix, mix_name = mix_to_export(section, run, tokens, console)
     budget = section.token_budget or mix.get("token_budget") or sum(tokens.values())
     if mix.get("token_dirs"):  # an anneal mix over (domain, quality bucket) units, with their own token files
         token_dirs = {export_name(u): run.path / folder for u, folder in mix["token_dirs"].items()}
@@ -61,7 +83,7 @@ def run_export(config: PipelineConfig, run: RunDir, client, console) -> dict:
         weights = {export_name(d): float(w) for d, w in mix["weights"].items()}
     tokenizer = describe_tokenizer(run.tokenizer_path, config.tokenize.tokenizer.eos_token)
     out = Path(section.out.replace("{run_dir}", str(run.path)))
-    lineage = {"run": str(run.path), "mix": section.mix or "natural", "stages": lineage_of(run.read_manifest(), EXPORT_READS)}
+    lineage = {"run": str(run.path), "mix": mix_name, "stages": lineage_of(run.read_manifest(), EXPORT_READS)}
     try:
         manifest = export_mixture(
             token_dirs, weights, int(budget), tokenizer, out, lineage, section.formats,
@@ -81,5 +103,5 @@ def run_export(config: PipelineConfig, run: RunDir, client, console) -> dict:
         f"({batches['steps']} steps of {batches['global_batch_size']} x {batches['sequence_length']}; "
         f"requested {int(budget):,}) -> {out}"
     )
-    return {"out": str(out), "token_budget": batches["trained_tokens"], "requested_token_budget": int(budget),
+    return {"out": str(out), "mix": mix_name, "token_budget": batches["trained_tokens"], "requested_token_budget": int(budget),
             "weights": weights, "domains": len(manifest["domains"]), "manifest": str(out / "manifest.json")}

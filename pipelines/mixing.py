@@ -1,11 +1,15 @@
 """The mixing stages: a swarm of proxy models on sampled mixtures, then the regression mixer.
 
 ``proxies`` trains one tiny transformer per sampled mixture (RegMix) on the tokenize stage's
-training token files, each as one Dask task, and measures it in bits per byte on every target:
-each domain's held-out validation slice and each configured evaluation text set. ``mix``
-regresses the objective (a weighted mean of the targets' bpb) on the mixture weights, searches
-the optimum within the bounds and the repetition cap, and checks it with proxies trained on
-fresh seeds on the chosen and on the natural mix.
+training token files, each as one Dask task, and measures it on every target: each domain's
+held-out validation slice and each evaluation text set in bits per byte, each evaluation task
+(``proxies.tasks``) in bits per byte of the gold answer given the prompt, and a choice task's
+rank accuracy. Every proxy's final weights are kept in the run's proxy store: when the targets
+change, the stage scores the stored proxies on the new ones (no training) and trains only the
+mixtures it has not trained before. ``mix`` regresses the objective (a weighted mean of the
+targets' bpb) on the mixture weights, searches the optimum within the bounds and the
+repetition cap, checks it with proxies trained on fresh seeds on the chosen and the natural
+mix, and says whether the mix is recommended (pipelines.choose).
 
 ::
 
@@ -14,46 +18,53 @@ fresh seeds on the chosen and on the natural mix.
     <run>/mix/weights.parquet              domain, {natural,chosen,top_k,min,max}_weight  (view ``mix``)
     <run>/mix/report.md, *.png             regressors, weights, objectives, validation
     <run>/mix/_validation/proxies.parquet  the validation proxies ('_': not part of the view)
+    <run>/mix/_transfer/proxies.parquet    the larger models of mix.transfer, where enabled
+    <run>/_cache/proxies/<key>.pt, .json   every trained proxy's weights and scores (mixes.proxy_store)
 
-Both files of proxies are resumable: a rerun skips the proxies already in them.
+A rerun trains nothing the store already holds.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
-import yaml
 from distributed import Client
 from rich.console import Console
 from tokenizers.processors import TemplateProcessing
 
 from classifiers.benchmarks import BenchmarkFileError, BenchmarkSpec, load_benchmark
-from curation.atomic import atomic_path, write_text_atomic
+from curation.atomic import atomic_path
 from curation.shards import list_kept_shards
 from curation.tokenize import TRAIN, VALID
 from curation.tokenizer import TokenizerInfo, describe_tokenizer
 from mixes.export.token_files import TokenFile, datatrove_token_dtype
-from mixes.optimize import OptimizationResult, optimize_mixture
 from mixes.proxy_model import ProxyConfig, TargetSet
-from mixes.regression import RegressionResult, fit_regressors, objective_values, weights_matrix
-from mixes.report import write_report
 from mixes.sampling import MixtureSpace, sample_mixtures
-from mixes.swarm import BPB_PREFIX, WEIGHT_PREFIX, ProxySpec, load_proxies, make_specs, run_swarm
-from pipelines.config import ConfigError, EvalTextSection, MixSection, PipelineConfig, ProxiesSection
+from mixes.swarm import BPB_PREFIX, WEIGHT_PREFIX, SwarmCounts, load_proxies, make_specs
+from mixes.targets import task_target
+from mixes.tasks import TaskFileError, load_task, task_spec
+from pipelines.choose import (
+    MixChoice,
+    choice_summary,
+    choose_mixture,
+    mix_document,
+    print_verdict,
+    validation_specs,
+    write_choice,
+)
+from pipelines.config import ConfigError, EvalTextSection, MixSection, PipelineConfig, ProxiesSection, TaskSection
 from pipelines.export import training_tokens
 from pipelines.run import RunDir
 from pipelines.tokens import parquet_list
-
-VALIDATED_MIXES = ("chosen", "natural")
+from pipelines.proxy_runs import ProgressLines, ProxyInputs, proxy_swarm, swarm_counts, train_proxies
+from pipelines.transfer import run_transfer
 
 
 @contextlib.contextmanager
@@ -68,14 +79,6 @@ def config_errors(key: str) -> Iterator[None]:
 
 
 # -- what the proxies train and are measured on ----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProxyInputs:
-    tokens: dict[str, int]  # training tokens per domain, as the tokenize shards count them
-    streams: dict[str, np.ndarray]  # each domain's training documents back to back
-    targets: dict[str, TargetSet]
-    model: ProxyConfig
 
 
 def run_tokenizer(config: PipelineConfig, run: RunDir) -> TokenizerInfo:
@@ -161,17 +164,51 @@ def eval_text_target(section: EvalTextSection, key: str, run: RunDir, info: Toke
     return TargetSet(encode_documents(info, texts), sum(len(text.encode("utf-8")) for text in texts))
 
 
-def eval_text_targets(
-    sections: Sequence[EvalTextSection], domains: Sequence[str], run: RunDir, info: TokenizerInfo, console: Console
-) -> dict[str, TargetSet]:
-    names = [section.name for section in sections]
+def check_target_names(config: PipelineConfig, domains: Sequence[str]) -> None:
+    names = [section.name for section in [*config.proxies.eval_texts, *config.proxies.tasks]]
     clashes = sorted({name for name in names if names.count(name) > 1} | (set(names) & set(domains)))
     if clashes:
-        raise ConfigError(f"proxies.eval_texts: the names {clashes} are repeated or name a domain's validation target")
+        raise ConfigError(
+            f"proxies.eval_texts / proxies.tasks: the names {clashes} are repeated or name a domain's validation target"
+        )
+
+
+def eval_text_targets(sections: Sequence[EvalTextSection], run: RunDir, info: TokenizerInfo, console: Console) -> dict[str, TargetSet]:
     return {
         section.name: eval_text_target(section, f"proxies.eval_texts[{index}]", run, info, console)
         for index, section in enumerate(sections)
     }
+
+
+def text_encoder(info: TokenizerInfo) -> Callable[[list[str]], list[list[int]]]:
+    """Texts to token ids as the tokenize stage writes them, without the EOS it adds after a document."""
+    tokenizer = info.load()
+
+    def encode(texts: list[str]) -> list[list[int]]:
+        return [encoding.ids for encoding in tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+
+    return encode
+
+
+def task_targets(sections: Sequence[TaskSection], run: RunDir, info: TokenizerInfo, seed: int, console: Console) -> dict:
+    """Each evaluation task, its examples encoded with the run's tokenizer."""
+    targets, encode = {}, text_encoder(info)
+    for index, section in enumerate(sections):
+        key = f"proxies.tasks[{index}]"
+        entry = section.model_dump(exclude_none=True)
+        if section.path is not None:
+            entry["path"] = section.path.replace("{run_dir}", str(run.path))
+        try:
+            spec = task_spec(entry)
+            examples, problems = load_task(spec, seed)
+            targets[spec.name] = task_target(spec, examples, encode)
+        except TaskFileError as err:
+            raise ConfigError(f"{key}.path: {err}") from None
+        except ValueError as err:
+            raise ConfigError(f"{key}: {err}") from None
+        if problems:
+            console.print(f"[yellow]proxies: task {spec.name!r}: {len(problems)} row(s) skipped, the first: {problems[0]}[/yellow]")
+    return targets
 
 
 def proxy_model(section: ProxiesSection, vocab_size: int) -> ProxyConfig:
@@ -185,7 +222,9 @@ def load_proxy_inputs(config: PipelineConfig, run: RunDir, console: Console) -> 
     tokens = training_tokens(run)
     streams = training_streams(run, tokens, info.vocab_size, model.context)
     targets = domain_targets(run, info.vocab_size)
-    targets |= eval_text_targets(config.proxies.eval_texts, list(targets), run, info, console)
+    check_target_names(config, list(targets))
+    targets |= eval_text_targets(config.proxies.eval_texts, run, info, console)
+    targets |= task_targets(config.proxies.tasks, run, info, config.run.seed, console)
     return ProxyInputs(tokens, streams, targets, model)
 
 
@@ -213,50 +252,8 @@ def swarm_space(section: ProxiesSection, tokens: Mapping[str, int]) -> MixtureSp
         return MixtureSpace.from_tokens(tokens, target_budget(section, tokens), section.max_epochs)
 
 
-# -- proxies as Dask tasks -----------------------------------------------------------------------------
-
-
-def dask_submit(client: Client) -> Callable:
-    """`submit` for run_swarm: one task per proxy, keyed by its name, never merged with another."""
-
-    def submit(fn: Callable, spec: ProxySpec, *args):
-        key = f"proxy-{spec.mixture_id}-{spec.seed}-{os.urandom(4).hex()}"
-        return client.submit(fn, spec, *args, key=key, pure=False)
-
-    return submit
-
-
-class ProgressLines:
-    """run_swarm's `on_result`: a console line per finished proxy, with the wall time per proxy."""
-
-    def __init__(self, console: Console, label: str):
-        self.console, self.label = console, label
-        self.started = time.perf_counter()
-        self.trained = 0
-
-    def __call__(self, row: dict, done: int, total: int) -> None:
-        self.trained += 1
-        wall = (time.perf_counter() - self.started) / self.trained
-        self.console.print(
-            f"[dim]{self.label}: {done}/{total} · {row['mixture_id']} seed {row['seed']} trained in "
-            f"{row['seconds']:.1f}s · {wall:.1f}s wall per proxy · ETA {wall * (total - done):,.0f}s[/dim]"
-        )
-
-
-def train_proxies(
-    specs: Sequence[ProxySpec], client: Client, out: Path, inputs: ProxyInputs, section: ProxiesSection, progress: ProgressLines
-) -> pd.DataFrame:
-    """Train the specs not yet in `out`; the streams and targets go to every worker once, not per task."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    streams, targets = client.scatter([inputs.streams, inputs.targets], broadcast=True, hash=False)
-    return run_swarm(
-        specs, dask_submit(client), out, streams, targets, section.token_budget, inputs.model,
-        device=section.device, on_result=progress,
-    )
-
-
 def run_proxies(config: PipelineConfig, run: RunDir, client: Client, console: Console) -> dict:
-    """The proxies stage: train a proxy per sampled mixture and seed into ``proxies/proxies.parquet``."""
+    """The proxies stage: a proxy per sampled mixture and seed, trained once, scored on every target."""
     section = config.proxies
     inputs = load_proxy_inputs(config, run, console)
     objective_weights(config.mix, list(inputs.targets))  # a typo here would only show after the training
@@ -269,18 +266,28 @@ def run_proxies(config: PipelineConfig, run: RunDir, client: Client, console: Co
         f"{section.token_budget:,} tokens over {len(space.domains)} domains; targets: {', '.join(inputs.targets)}"
     )
     progress = ProgressLines(console, "proxies")
-    proxies = train_proxies(specs, client, run.proxies_table(), inputs, section, progress)
+    proxies, counts = train_proxies(specs, client, run, run.proxies_table(), proxy_swarm(client, inputs, section), progress)
+    console.print(
+        f"proxies: {counts.trained} trained, {counts.scored} scored from stored weights, {counts.reused} reused as they were"
+    )
+    trained = proxies["seconds"].to_numpy()
     return {
         "proxies": len(proxies),
-        "trained": progress.trained,
+        **swarm_counts(counts),
         "seconds": round(time.perf_counter() - progress.started, 3),
-        "seconds_per_proxy": round(float(proxies["seconds"].mean()), 3),
+        "seconds_per_proxy": round(float(trained.mean()), 3),
         "tokens_per_proxy": section.token_budget,
         "target_budget": space.target_budget,
         "domains": inputs.tokens,
-        "targets": {name: {"tokens": len(t.tokens), "bytes": t.num_bytes} for name, t in inputs.targets.items()},
+        "targets": {name: target_facts(target) for name, target in inputs.targets.items()},
         "out": str(run.proxies_table()),
     }
+
+
+def target_facts(target) -> dict:
+    if isinstance(target, TargetSet):
+        return {"kind": "text", "tokens": len(target.tokens), "bytes": target.num_bytes}
+    return target.facts()
 
 
 # -- the mix ---------------------------------------------------------------------------------------------
@@ -334,193 +341,69 @@ def bpb_targets(proxies: pd.DataFrame) -> list[str]:
     return [c.removeprefix(BPB_PREFIX) for c in proxies.columns if c.startswith(BPB_PREFIX)]
 
 
-def mixture_objectives(
-    proxies: pd.DataFrame, domains: Sequence[str], target_weights: Mapping[str, float]
-) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Per mixture: id, weights and objective averaged over its seeds.
-
-    One row per mixture, not per run: the seeds of a mixture in different CV folds would let a
-    regressor score by recognising the mixture.
-    """
-    runs = proxies.assign(objective=objective_values(proxies, target_weights)).groupby("mixture_id", sort=True)
-    first = runs.first()
-    return list(first.index), weights_matrix(first, list(domains)), runs["objective"].mean().to_numpy()
-
-
-def natural_mixture_id(ids: Sequence[str], weights: np.ndarray, natural: np.ndarray) -> str | None:
-    """The proxy trained on the natural mix (the swarm's first anchor, unless the cap moved it)."""
-    return next((i for i, row in zip(ids, weights) if np.allclose(row, natural, atol=1e-9)), None)
-
-
-def validation_specs(space: MixtureSpace, chosen: np.ndarray, seeds: Sequence[int]) -> list[ProxySpec]:
-    mixes = {"chosen": space.as_dict(chosen), "natural": space.as_dict(space.natural)}
-    return [ProxySpec(name, mixes[name], seed) for name in VALIDATED_MIXES for seed in seeds]
-
-
-def summarize_validation(
-    frame: pd.DataFrame, target_weights: Mapping[str, float], predicted: Mapping[str, float]
-) -> dict:
-    """Measured against predicted objective of the validation mixes, and the natural mix's spread.
-
-    The chosen mix beats the natural one beyond the spread when its mean is lower by more than
-    the range of the natural mix over the seeds (with one seed there is no spread to beat).
-    """
-    measured = frame.assign(objective=objective_values(frame, target_weights)).sort_values("seed")
-    summary: dict = {"seeds": [int(seed) for seed in measured["seed"].unique()]}
-    for name in VALIDATED_MIXES:
-        values = measured.loc[measured["mixture_id"] == name, ["seed", "objective"]]
-        summary[name] = {
-            "predicted": float(predicted[name]),
-            "measured": {int(seed): float(value) for seed, value in values.itertuples(index=False)},
-            "mean": float(values["objective"].mean()),
-        }
-    natural = measured.loc[measured["mixture_id"] == "natural", "objective"].to_numpy()
-    spread = {"std": float(np.std(natural, ddof=1)) if len(natural) > 1 else None, "range": float(np.ptp(natural))}
-    improvement = summary["natural"]["mean"] - summary["chosen"]["mean"]
-    summary["natural"].update(spread)
-    summary["improvement"] = float(improvement)
-    summary["beats_natural_beyond_spread"] = bool(improvement > spread["range"])
-    return summary
-
-
-def validate_mix(
-    config: PipelineConfig, run: RunDir, client: Client, console: Console,
-    space: MixtureSpace, optimization: OptimizationResult, target_weights: Mapping[str, float],
-) -> dict:
-    """Proxies on fresh seeds for the chosen and the natural mix, as Dask tasks."""
-    inputs = load_proxy_inputs(config, run, console)
-    specs = validation_specs(space, optimization.optimum.weights, config.mix.validation_seeds)
-    out = run.validation_proxies("mix")
-    frame = train_proxies(specs, client, out, inputs, config.proxies, ProgressLines(console, "mix validation"))
-    predicted = {"chosen": optimization.optimum.predicted, "natural": optimization.natural_predicted}
-    return summarize_validation(frame, target_weights, predicted)
-
-
-def finite_or_none(value: float) -> float | None:
-    """NaN (a regressor that ranks nothing) as null: the manifest is JSON."""
-    return float(value) if np.isfinite(value) else None
-
-
-def regressor_scores(regression: RegressionResult) -> dict[str, float | None]:
-    return {name: finite_or_none(score.spearman) for name, score in regression.scores.items()}
-
-
-def mix_document(space: MixtureSpace, regression: RegressionResult, optimization: OptimizationResult, validation: dict) -> dict:
-    """mix.yaml: ``weights`` and ``token_budget`` are what the export reads; the rest says why.
-
-    ``token_budget`` is the target budget the repetition cap was computed for, so an export
-    without its own budget repeats no domain more than the mixer allowed.
-    """
-    return {
-        "weights": space.as_dict(optimization.optimum.weights),
-        "token_budget": space.target_budget,
-        "natural_weights": space.as_dict(space.natural),
-        "top_k_weights": space.as_dict(optimization.top_k.weights),
-        "method": optimization.optimum.method,
-        "regressor": regression.chosen,
-        "cv_spearman": float(regression.scores[regression.chosen].spearman),
-        "regressor_scores": regressor_scores(regression),
-        "predicted_objective": optimization.optimum.predicted,
-        "natural_predicted_objective": optimization.natural_predicted,
-        "validation": validation,
-    }
-
-
-def weights_table(space: MixtureSpace, optimization: OptimizationResult) -> pd.DataFrame:
-    chosen = optimization.optimum.weights
+def weights_table(space: MixtureSpace, choice: MixChoice) -> pd.DataFrame:
+    chosen = choice.optimization.optimum.weights
     return pd.DataFrame({
         "domain": list(space.domains),
         "tokens": space.tokens.astype(np.int64),
         "natural_weight": space.natural,
         "chosen_weight": chosen,
-        "top_k_weight": optimization.top_k.weights,
+        "top_k_weight": choice.optimization.top_k.weights,
         "min_weight": space.lower,
         "max_weight": space.upper,  # the bound or the repetition cap, whichever is lower
         "chosen_epochs": space.epochs(chosen),
     })
 
 
-def validation_markdown(validation: dict) -> list[str]:
-    chosen, natural = validation["chosen"], validation["natural"]
-    lines = ["## Validation proxies (fresh seeds)", "", "| seed | chosen bpb | natural bpb |", "|---|---|---|"]
-    lines += [f"| {seed} | {chosen['measured'][seed]:.4f} | {natural['measured'][seed]:.4f} |" for seed in validation["seeds"]]
-    std = "n/a (one seed)" if natural["std"] is None else f"{natural['std']:.4f}"
-    verdict = "more" if validation["beats_natural_beyond_spread"] else "not more"
-    lines += [
-        f"| mean (predicted) | {chosen['mean']:.4f} ({chosen['predicted']:.4f}) "
-        f"| {natural['mean']:.4f} ({natural['predicted']:.4f}) |",
-        "",
-        f"The natural mix varies by std {std}, range {natural['range']:.4f} bpb over the seeds. The chosen "
-        f"mix is {validation['improvement']:+.4f} bpb better on average: {verdict} than that range.",
-        "",
-    ]
-    return lines
-
-
-def write_mix_outputs(
-    run: RunDir, space: MixtureSpace, regression: RegressionResult, optimization: OptimizationResult,
-    mixture_ids: Sequence[str], validation: dict,
-) -> Path:
-    """mix.yaml, weights.parquet and the report; returns the mix.yaml path."""
-    out = run.stage_dir("mix")
-    out.mkdir(parents=True, exist_ok=True)
-    measured = {"optimum": validation["chosen"]["mean"], "natural": validation["natural"]["mean"]}
-    natural_id = natural_mixture_id(mixture_ids, regression.weights, space.natural)
-    report = write_report(out, regression, optimization, space, mixture_ids, measured, natural_id)
-    with report.open("a") as handle:
-        handle.write("\n".join(validation_markdown(validation)))
-    with atomic_path(run.mix_weights) as table:
-        weights_table(space, optimization).to_parquet(table, index=False)
-    document = mix_document(space, regression, optimization, validation)
-    write_text_atomic(run.mix_file(), yaml.safe_dump(document, sort_keys=False))
-    return run.mix_file()
-
-
-def print_mix(
-    console: Console, regression: RegressionResult, space: MixtureSpace, optimization: OptimizationResult, validation: dict
-) -> None:
-    scores = ", ".join(f"{name} {score.spearman:.3f}" for name, score in regression.scores.items())
-    console.print(f"mix: regressors by CV Spearman: {scores}; chosen {regression.chosen} ({optimization.optimum.method})")
-    for domain, natural, chosen in zip(space.domains, space.natural, optimization.optimum.weights):
+def print_mix(console: Console, space: MixtureSpace, choice: MixChoice) -> None:
+    scores = ", ".join(f"{name} {score.spearman:.3f}" for name, score in choice.regression.scores.items())
+    console.print(
+        f"mix: regressors by CV Spearman: {scores}; chosen {choice.regression.chosen} ({choice.optimization.optimum.method})"
+    )
+    for domain, natural, chosen in zip(space.domains, space.natural, choice.optimization.optimum.weights):
         console.print(f"  {domain:<20} natural {natural:.4f} -> chosen {chosen:.4f}")
-    chosen, natural = validation["chosen"], validation["natural"]
+    chosen, natural = choice.validation["chosen"], choice.validation["natural"]
     console.print(
         f"mix: objective chosen {chosen['mean']:.4f} (predicted {chosen['predicted']:.4f}), natural "
-        f"{natural['mean']:.4f} (predicted {natural['predicted']:.4f}), natural range {natural['range']:.4f}; "
-        f"{'beats' if validation['beats_natural_beyond_spread'] else 'does not beat'} natural beyond the spread"
+        f"{natural['mean']:.4f} (predicted {natural['predicted']:.4f}), natural range {natural['range']:.4f}"
     )
+    print_verdict(console, "mix", choice)
 
 
 def run_mix(config: PipelineConfig, run: RunDir, client: Client, console: Console) -> dict:
-    """The mix stage: regression over the proxies, the bounded optimum, its validation, mix.yaml."""
+    """The mix stage: regression over the proxies, the bounded optimum, its validation and verdict, mix.yaml."""
+    started = time.perf_counter()
     space = bounded_space(config, training_tokens(run))
     check_validation_seeds(config)
     proxies = load_swarm(run, space.domains)
     target_weights = objective_weights(config.mix, bpb_targets(proxies))
-    mixture_ids, weights, objective = mixture_objectives(proxies, space.domains, target_weights)
-    with config_errors("mix.folds"):
-        regression = fit_regressors(weights, objective, list(space.domains), n_folds=config.mix.folds, seed=config.run.seed)
-    section = config.mix
-    optimization = optimize_mixture(
-        regression.chosen_model.predict, space, regression.chosen_is_smooth, kl_weight=section.kl_weight,
-        n_candidates=section.candidates, top_k=section.top_k, seed=config.run.seed,
-    )
-    validation = validate_mix(config, run, client, console, space, optimization, target_weights)
-    path = write_mix_outputs(run, space, regression, optimization, mixture_ids, validation)
-    print_mix(console, regression, space, optimization, validation)
+    inputs = load_proxy_inputs(config, run, console)
+    swarm = proxy_swarm(client, inputs, config.proxies)
+    progress = ProgressLines(console, "mix validation")
+    counts: list[SwarmCounts] = []
+
+    def validate(chosen: np.ndarray) -> pd.DataFrame:
+        specs = validation_specs(space, chosen, config.mix.validation_seeds)
+        frame, validation_counts = train_proxies(specs, client, run, run.validation_proxies("mix"), swarm, progress)
+        counts.append(validation_counts)
+        return frame
+
+    choice = choose_mixture(proxies, space, target_weights, config.mix, config.run.seed, validate)
+    document = mix_document(space, choice, target_weights)
+    sections: list[str] = []
+    if config.mix.transfer.enabled:
+        transfer = run_transfer(config, run, client, console, inputs, space, choice, target_weights)
+        document["transfer"], sections = transfer.summary, transfer.markdown
+    out = run.stage_dir("mix")
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(run.mix_weights) as table:
+        weights_table(space, choice).to_parquet(table, index=False)
+    path = write_choice(out, "Mixture report", space, choice, document, run.mix_file(), sections)
+    print_mix(console, space, choice)
     return {
-        "regressor": regression.chosen,
-        "cv_spearman": finite_or_none(regression.scores[regression.chosen].spearman),
-        "regressor_scores": regressor_scores(regression),
-        "method": optimization.optimum.method,
-        "weights": space.as_dict(optimization.optimum.weights),
-        "top_k_weights": space.as_dict(optimization.top_k.weights),
-        "natural_weights": space.as_dict(space.natural),
-        "predicted_objective": optimization.optimum.predicted,
-        "measured_objective": validation["chosen"]["mean"],
-        "natural_predicted_objective": optimization.natural_predicted,
-        "natural_measured_objective": validation["natural"]["mean"],
-        "natural_spread": {"std": validation["natural"]["std"], "range": validation["natural"]["range"]},
-        "beats_natural_beyond_spread": validation["beats_natural_beyond_spread"],
+        **choice_summary(space, choice),
+        "validation_proxies": swarm_counts(counts[0]),
+        **({"transfer": document["transfer"]} if "transfer" in document else {}),
+        "seconds": round(time.perf_counter() - started, 3),
         "mix": str(path),
     }

@@ -148,6 +148,11 @@ class RunDir:
     def token_dir(self, split: str, domain: str) -> Path:
         return self.token_root / split / safe_segment(domain)
 
+    @property
+    def proxy_store(self) -> Path:
+        """Every trained proxy's weights and scores, by what made it (mixes.proxy_store); outlives restarts."""
+        return self.path / "_cache" / "proxies"
+
     def proxies_table(self, stage: str = "proxies") -> Path:
         """One row per trained proxy (the swarm of ``proxies``, or of ``anneal``)."""
         return self.stage_dir(stage) / "proxies.parquet"
@@ -166,7 +171,8 @@ class RunDir:
 
     @property
     def anneal_base_state(self) -> Path:
-        return self.stage_dir("anneal") / "_base" / "state.pt"
+        """The anneal's base proxy, beside the other stored proxies: it outlives an anneal redone for new targets."""
+        return self.proxy_store / "anneal_base.pt"
 
     @property
     def anneal_unit_tokens(self) -> Path:

@@ -36,7 +36,7 @@ from pipelines.classify import classifier_steps, classify_report, contamination_
 from pipelines.export import EXPORT_READS, run_export
 from pipelines.ledger import summed_stats
 from pipelines.tokens import TOKENIZE_READS, prepare_tokenizer, token_counts
-from pipelines.config import ConfigError, IngestSection, PipelineConfig, SourceSection
+from pipelines.config import ConfigError, IngestSection, PipelineConfig, SourceSection, task_file
 from pipelines.run import RunDir
 from pipelines.sql import connect
 
@@ -165,7 +165,13 @@ def tokenize_inputs(config: PipelineConfig, run: RunDir) -> dict[str, dict]:
 
 
 def proxies_inputs(config: PipelineConfig, run: RunDir) -> dict[str, dict]:
-    return local_files([in_run(t.path, run) for t in config.proxies.eval_texts])
+    paths = [t.path for t in config.proxies.eval_texts]
+    for index, task in enumerate(config.proxies.tasks):
+        try:
+            paths.append(task_file(task))
+        except ValueError as err:
+            raise ConfigError(f"proxies.tasks[{index}]: {err}") from None
+    return local_files([in_run(path, run) for path in paths])
 
 
 def export_inputs(config: PipelineConfig, run: RunDir) -> dict[str, dict]:

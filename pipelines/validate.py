@@ -14,7 +14,7 @@ import duckdb
 from classifiers.benchmarks import BenchmarkFileError, BenchmarkSpec, load_benchmark, require_items
 from curation.tokenizer import describe_tokenizer
 from pipelines.classify import check_classifier_params
-from pipelines.config import ConfigError, PipelineConfig
+from pipelines.config import ConfigError, PipelineConfig, task_file
 from pipelines.run import RunDir
 from pipelines.stages import in_run, listing, source_key
 
@@ -80,6 +80,11 @@ def check_tokenizer(config: PipelineConfig) -> None:
 
 def check_files(config: PipelineConfig, run: RunDir, notes: list[str]) -> None:
     files = [(f"proxies.eval_texts[{i}] ({t.name})", t.path) for i, t in enumerate(config.proxies.eval_texts)]
+    for index, task in enumerate(config.proxies.tasks):
+        try:
+            files.append((f"proxies.tasks[{index}] ({task.name})", task_file(task)))
+        except ValueError as err:
+            raise ConfigError(f"proxies.tasks[{index}]: {err}") from None
     if config.export.mix:
         files.append(("export.mix", config.export.mix))
     for key, path in files:

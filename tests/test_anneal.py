@@ -10,6 +10,7 @@ import json
 import shutil
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -20,7 +21,7 @@ from rich.console import Console
 from curation.shards import ShardWriter
 from curation.tokenize import TRAIN, DomainTokenizer, split_of
 from curation.tokenizer import train_bpe
-from mixes.anneal import ANNEAL_ID, QualityBuckets, build_unit_streams
+from mixes.anneal import QualityBuckets, build_unit_streams
 from mixes.export import export_mixture
 from mixes.export.token_files import open_token_files
 from mixes.proxy_model import ProxyConfig, TargetSet, train_proxy, train_proxy_state
@@ -166,7 +167,7 @@ def test_anneal_proxies_continue_the_base_and_mix_yaml_is_an_export_mix(annealed
     config, result = annealed
     units = build_unit_streams(run.stage_dir("tokenize"), run.token_root, list(training_tokens(run)), QualityBuckets(tuple(EDGES)), 512).tokens
     proxies = load_proxies(run.stage_dir("anneal") / "proxies.parquet")
-    assert len(proxies) == 8 and (proxies["tokens"] == 4_000).all() and proxies[ANNEAL_ID].nunique() == 1
+    assert len(proxies) == 8 and (proxies["tokens"] == 4_000).all() and result["trained"] == 8
     assert {f"w_{unit}" for unit in UNITS} <= set(proxies.columns) and {"bpb_news", "bpb_code"} <= set(proxies.columns)
     assert result["units"] == units and result["base"]["trained_now"] and result["base"]["source"] == "natural"
     assert run.anneal_base_state.exists()
@@ -209,21 +210,25 @@ def test_the_chosen_units_token_files_export(annealed, run, tmp_path):
 
 
 def test_a_rerun_resumes_and_trains_nothing(annealed, run, client):
-    config, _ = annealed
-    files = [run.proxies_table("anneal"), run.validation_proxies("anneal"), run.anneal_base_state]
-    before = [path.stat().st_mtime_ns for path in files]
+    config, first = annealed
+    before = [load_proxies(path) for path in (run.proxies_table("anneal"), run.validation_proxies("anneal"))]
+    base_written = run.anneal_base_state.stat().st_mtime_ns
     again = run_anneal(config, run, client, console(), section())
-    assert again["trained"] == 0 and again["validation_trained"] == 0 and not again["base"]["trained_now"]
-    assert again["proxies"] == 8 and [path.stat().st_mtime_ns for path in files] == before
+    assert (again["trained"], again["scored"], again["reused"]) == (0, 0, 8) and not again["base"]["trained_now"]
+    assert again["validation_proxies"] == {"trained": 0, "scored": 0, "reused": 4}
+    assert run.anneal_base_state.stat().st_mtime_ns == base_written and again["weights"] == first["weights"]
+    for path, frame in zip((run.proxies_table("anneal"), run.validation_proxies("anneal")), before):
+        pd.testing.assert_frame_equal(load_proxies(path), frame)
 
 
-def test_another_pre_training_mix_makes_the_old_anneal_proxies_stale(annealed, run, client, tmp_path):
+def test_another_pre_training_mix_trains_another_base_and_other_anneal_proxies(annealed, run, client, tmp_path):
     copy = RunDir(tmp_path / "anneal")
     shutil.copytree(run.path, copy.path)
     (copy.stage_dir("mix")).mkdir()
     (copy.stage_dir("mix") / "mix.yaml").write_text(yaml.safe_dump({"weights": {"news": 0.8, "code": 0.1, "recipes": 0.1}}))
-    with pytest.raises(ValueError, match="another base model"):
-        run_anneal(make_config(copy), copy, client, console(), section())
+    other = run_anneal(make_config(copy), copy, client, console(), section())
+    assert other["base"]["trained_now"] and other["base"]["base_id"] != annealed[1]["base"]["base_id"]
+    assert other["trained"] == 8 and other["reused"] == 0  # never the proxies of the old base
 
 
 def test_disabled_is_skipped(run, client):

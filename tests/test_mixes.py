@@ -31,7 +31,8 @@ from mixes.proxy_model import (
 from mixes.regression import fit_regressors, objective_values, weights_matrix
 from mixes.report import PREDICTED_PNG, PROXIES_PNG, REPORT_MD, WEIGHTS_PNG, write_report
 from mixes.sampling import MixtureSpace, project_to_bounds, sample_mixtures
-from mixes.swarm import ProxySpec, SwarmFailed, load_proxies, make_specs, run_swarm
+from mixes.proxy_store import ProxyStore
+from mixes.swarm import ProxySpec, Swarm, SwarmFailed, load_proxies, make_specs, run_swarm, train_spec
 
 VOCAB = 64
 EOS = 0
@@ -112,7 +113,7 @@ def test_proxy_learns_the_domain_it_is_trained_on(corpus):
     untrained = evaluate_targets(ProxyTransformer(CONFIG), targets, CONFIG, torch.device("cpu"))
     trained = train_proxy(streams, {"a": 1.0}, targets, 40_000, CONFIG, seed=0)
     assert trained.weights == {"a": 1.0, "b": 0.0, "c": 0.0}
-    assert trained.bpb["ta"] < 0.85 * untrained["ta"]
+    assert trained.bpb["ta"] < 0.85 * untrained["ta"]["bpb"]
     assert trained.bpb["ta"] < trained.bpb["tb"] - 0.3  # it learnt domain a's chain, not b's
     assert trained.seconds > 0 and np.isfinite(trained.final_train_loss)
 
@@ -179,11 +180,29 @@ class Interrupted(BaseException):
     """Stands for the swarm being killed (not an error a proxy run could raise)."""
 
 
-def test_swarm_resumes_and_skips_finished_specs(corpus, tmp_path):
+def swarm_of(streams, targets, token_budget: int) -> Swarm:
+    return Swarm(
+        train=train_spec, train_args=(streams, targets, token_budget, CONFIG, "cpu"),
+        basis={"token_budget": token_budget}, targets=targets,
+        target_ids={name: target.identity() for name, target in targets.items()}, config=CONFIG, device="cpu",
+    )
+
+
+def counting_submit(calls: list):
+    """Runs each task inline, recording (task name, mixture id or store key)."""
+
+    def submit(fn, first, *args):
+        calls.append((fn.__name__, first.mixture_id if isinstance(first, ProxySpec) else args[0]))
+        return fn(first, *args)
+
+    return submit
+
+
+def test_swarm_resumes_from_the_store_and_skips_finished_specs(corpus, tmp_path):
     streams, targets = corpus
     space = MixtureSpace.from_tokens({d: len(s) for d, s in streams.items()}, 100_000, max_epochs=4)
     specs = make_specs(space.domains, sample_mixtures(space, 5, seed=0))
-    out = tmp_path / "proxies.parquet"
+    out, store = tmp_path / "proxies.parquet", ProxyStore(tmp_path / "store")
     calls = []
 
     def killed_after_three(fn, *args):
@@ -193,27 +212,49 @@ def test_swarm_resumes_and_skips_finished_specs(corpus, tmp_path):
         return fn(*args)
 
     with pytest.raises(Interrupted):
-        run_swarm(specs, killed_after_three, out, streams, targets, 2048, CONFIG)
+        run_swarm(specs, swarm_of(streams, targets, 2048), killed_after_three, store, out)
     assert sorted(load_proxies(out)["mixture_id"]) == calls == ["mix-0000", "mix-0001", "mix-0002"]
 
-    def counting(fn, *args):
-        calls.append(args[0].mixture_id)
-        return fn(*args)
-
-    calls.clear()
-    proxies = run_swarm(specs, counting, out, streams, targets, 2048, CONFIG)
-    assert calls == ["mix-0003", "mix-0004"]
+    calls = []
+    proxies, counts = run_swarm(specs, swarm_of(streams, targets, 2048), counting_submit(calls), store, out)
+    assert calls == [("train_spec", "mix-0003"), ("train_spec", "mix-0004")]
+    assert (counts.trained, counts.scored, counts.reused) == (2, 0, 3)
     assert list(proxies["mixture_id"]) == [spec.mixture_id for spec in specs]
     assert {"w_a", "w_b", "w_c", "bpb_ta", "bpb_tb", "tokens", "seconds", "seed"} <= set(proxies.columns)
     np.testing.assert_allclose(weights_matrix(proxies, list(space.domains)), sample_mixtures(space, 5, seed=0))
     assert (proxies["tokens"] == 2048).all()
 
     calls.clear()
-    run_swarm(specs, counting, out, streams, targets, 2048, CONFIG)
-    assert calls == []
-    assert not list(tmp_path.glob(".*.tmp"))
-    with pytest.raises(ValueError, match="another swarm"):
-        run_swarm(specs, counting, out, streams, targets, 4096, CONFIG)
+    again, counts = run_swarm(specs, swarm_of(streams, targets, 2048), counting_submit(calls), store, out)
+    assert calls == [] and counts.reused == 5
+    pd.testing.assert_frame_equal(again, proxies)
+    assert not list(tmp_path.glob(".*.tmp*"))
+    run_swarm(specs[:1], swarm_of(streams, targets, 4096), counting_submit(calls), store, tmp_path / "other.parquet")
+    assert calls == [("train_spec", "mix-0000")]  # another budget is another proxy, never the stored one
+
+
+def test_a_new_target_is_scored_on_the_stored_weights_without_training(corpus, tmp_path):
+    streams, targets = corpus
+    specs = make_specs(["a", "b", "c"], np.array([[0.6, 0.3, 0.1], [0.1, 0.2, 0.7]]))
+    store, calls = ProxyStore(tmp_path / "store"), []
+    first, _ = run_swarm(specs, swarm_of(streams, targets, 2048), counting_submit(calls), store, tmp_path / "p.parquet")
+    assert [name for name, _ in calls] == ["train_spec", "train_spec"]
+
+    tc = target_set(np.concatenate([streams["c"][:3000], streams["a"][:1000]]))
+    more = {**targets, "tc": tc}
+    calls.clear()
+    scored, counts = run_swarm(specs, swarm_of(streams, more, 2048), counting_submit(calls), store, tmp_path / "p.parquet")
+    assert [name for name, _ in calls] == ["score_stored", "score_stored"] and counts.trained == 0
+    pd.testing.assert_series_equal(scored["bpb_ta"], first["bpb_ta"])  # the old targets are not measured again
+    for row, spec in zip(scored.itertuples(), specs):
+        fresh = train_proxy(streams, spec.weights, {"tc": tc}, 2048, CONFIG, seed=spec.seed)
+        assert row.bpb_tc == pytest.approx(fresh.bpb["tc"], abs=1e-9)  # the saved weights are the trained model
+    assert scored.loc[0, "bpb_tc"] > scored.loc[1, "bpb_tc"]  # the mix with more of c measures c better
+
+    renamed = {"ta": targets["ta"], "tb": targets["tb"], "c-and-a": tc}
+    calls.clear()
+    renamed_rows, _ = run_swarm(specs, swarm_of(streams, renamed, 2048), counting_submit(calls), store, tmp_path / "p.parquet")
+    assert calls == [] and list(renamed_rows["bpb_c-and-a"]) == list(scored["bpb_tc"])  # same content, same scores
 
 
 def test_swarm_collects_futures_and_reports_failures_after_saving_the_rest(corpus, tmp_path):
@@ -230,17 +271,18 @@ def test_swarm_collects_futures_and_reports_failures_after_saving_the_rest(corpu
 
     seen = []
     with pytest.raises(SwarmFailed, match="mix-bad seed 7"):
-        run_swarm(specs, as_future, tmp_path / "p.parquet", streams, targets, 1024, CONFIG,
-                  on_result=lambda row, done, total: seen.append((row["mixture_id"], done, total)))
-    assert seen == [("mix-0000", 1, 3), ("mix-0001", 2, 3)]
+        run_swarm(specs, swarm_of(streams, targets, 1024), as_future, ProxyStore(tmp_path / "store"), tmp_path / "p.parquet",
+                  on_result=lambda row, done, total, action: seen.append((row["mixture_id"], done, total, action)))
+    assert seen == [("mix-0000", 1, 3, "trained"), ("mix-0001", 2, 3, "trained")]
     assert len(load_proxies(tmp_path / "p.parquet")) == 2
 
 
 def test_swarm_runs_on_dask(client, corpus, tmp_path):
     streams, targets = corpus
     specs = make_specs(["a", "b", "c"], np.array([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]]), seeds=[0, 1])
-    proxies = run_swarm(specs, client.submit, tmp_path / "proxies.parquet", streams, targets, 1024, CONFIG)
-    assert len(proxies) == 4 and proxies["bpb_ta"].notna().all()
+    proxies, counts = run_swarm(specs, swarm_of(streams, targets, 1024), client.submit, ProxyStore(tmp_path / "store"),
+                                tmp_path / "proxies.parquet")
+    assert len(proxies) == 4 and proxies["bpb_ta"].notna().all() and counts.trained == 4
     local = train_proxy(streams, specs[0].weights, targets, 1024, CONFIG, seed=0)
     assert proxies.iloc[0]["bpb_ta"] == pytest.approx(local.bpb["ta"], abs=1e-9)  # same run in a worker
 
