@@ -3,9 +3,13 @@
 A proxy run samples every batch row from the domain token streams by the mixture weights
 (pick a domain by weight, then a random window of `context + 1` tokens), trains for exactly
 `token_budget` predicted tokens with AdamW (linear warmup, cosine decay), and evaluates each
-validation target as bits per byte, the measure that is comparable across tokenizers:
+target. A held-out text slice (`TargetSet`) is measured in bits per byte, the measure that is
+comparable across tokenizers:
 
     bpb = (mean nats per predicted token) * tokens / ln 2 / utf8_bytes
+
+An evaluation task (`mixes.targets.TaskTarget`) scores its gold answers given their prompts.
+`evaluate_model_state` scores saved weights on targets without training.
 
 A run is deterministic on CPU for a fixed seed. Proxy runs execute as parallel processes, so a
 run uses one intra-op thread unless told otherwise.

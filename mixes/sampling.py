@@ -43,7 +43,10 @@ class MixtureSpace:
         max_epochs: float,
         min_weights: Mapping[str, float] | None = None,
         max_weights: Mapping[str, float] | None = None,
+        repeatable_tokens: Mapping[str, int] | None = None,
     ) -> MixtureSpace:
+        """`repeatable_tokens` (default: all of them) are what the cap of `max_epochs` repetitions
+        counts: an export that trains whole sequences can repeat only its whole sequences."""
         domains = tuple(domain_tokens)
         unknown = sorted((set(min_weights or {}) | set(max_weights or {})) - set(domains))
         if unknown:
@@ -53,7 +56,8 @@ class MixtureSpace:
             raise ValueError(f"every domain needs a positive token count: {dict(domain_tokens)}")
         if target_budget <= 0 or max_epochs <= 0:
             raise ValueError("target_budget and max_epochs must be positive")
-        cap = np.minimum(1.0, max_epochs * tokens / target_budget)
+        supply = tokens if repeatable_tokens is None else np.array([repeatable_tokens[d] for d in domains], dtype=np.float64)
+        cap = np.minimum(1.0, max_epochs * supply / target_budget)
         lower = np.array([(min_weights or {}).get(d, 0.0) for d in domains], dtype=np.float64)
         upper = np.minimum(cap, [(max_weights or {}).get(d, 1.0) for d in domains])
         space = cls(domains, tokens, int(target_budget), float(max_epochs), lower, upper)

@@ -51,7 +51,7 @@ from mixes.swarm import BPB_PREFIX, Swarm, make_specs
 from pipelines.choose import MixChoice, choice_summary, choose_mixture, mix_document, print_verdict, validation_specs, write_choice
 from pipelines.config import AnnealSection, ConfigError, MixSection, PipelineConfig
 from pipelines.export import read_mix
-from pipelines.mixing import config_errors, load_proxy_inputs
+from pipelines.mixing import config_errors, exportable_tokens, load_proxy_inputs
 from pipelines.proxy_runs import ProgressLines, ProxyInputs, swarm_counts, train_proxies
 from pipelines.run import RunDir
 
@@ -148,8 +148,11 @@ def check_bounds(bounds: Mapping[str, tuple[float, float]], units: Sequence[str]
             raise ConfigError(f"anneal.bounds.{unit}: expected 0 <= min <= max <= 1, got ({low}, {high})")
 
 
-def unit_spaces(section: AnnealSection, units: Mapping[str, int], budget: int) -> tuple[MixtureSpace, MixtureSpace]:
-    """The space the anneal proxies sample (the cap only) and the admissible one (bounds within the cap)."""
+def unit_spaces(
+    section: AnnealSection, units: Mapping[str, int], budget: int, sequence_length: int
+) -> tuple[MixtureSpace, MixtureSpace]:
+    """The space the anneal proxies sample (the cap only) and the admissible one (bounds within the
+    cap, counted in exportable sequences)."""
     with config_errors("anneal.target_budget / anneal.max_epochs"):
         swarm = MixtureSpace.from_tokens(units, budget, section.max_epochs)
     with config_errors("anneal.bounds"):
@@ -157,6 +160,7 @@ def unit_spaces(section: AnnealSection, units: Mapping[str, int], budget: int) -
             units, budget, section.max_epochs,
             min_weights={u: low for u, (low, _) in section.bounds.items()},
             max_weights={u: high for u, (_, high) in section.bounds.items()},
+            repeatable_tokens=exportable_tokens(units, sequence_length),
         )
     return swarm, bounded
 
@@ -325,7 +329,8 @@ def run_anneal(
     units, dropped = load_units(section, run, inputs, console)
     check_bounds(section.bounds, list(units.units), dropped)
     pre_weights, pre_budget, source = pretraining_mix(run, inputs.tokens)
-    space, bounded = unit_spaces(section, units.tokens, anneal_budget(section, pre_budget, inputs.tokens))
+    budget = anneal_budget(section, pre_budget, inputs.tokens)
+    space, bounded = unit_spaces(section, units.tokens, budget, config.export.sequence_length)
     count = default_count(section, space)
     with config_errors("anneal.count"):
         mixtures = sample_mixtures(space, count, seed=config.run.seed, strength_range=config.proxies.strength_range)

@@ -301,8 +301,14 @@ def check_bounds(bounds: Mapping[str, tuple[float, float]], domains: Sequence[st
             raise ConfigError(f"mix.bounds.{domain}: expected 0 <= min <= max <= 1, got ({low}, {high})")
 
 
+def exportable_tokens(tokens: Mapping[str, int], sequence_length: int) -> dict[str, int]:
+    """What the export can repeat of each domain: its whole sequences, less one that the rounding
+    of sequences to domains may add, so a mix at the repetition cap still exports."""
+    return {domain: max(0, count // sequence_length - 1) * sequence_length for domain, count in tokens.items()}
+
+
 def bounded_space(config: PipelineConfig, tokens: Mapping[str, int]) -> MixtureSpace:
-    """The admissible mixes: `mix.bounds` within the repetition cap."""
+    """The admissible mixes: `mix.bounds` within the repetition cap, counted in exportable sequences."""
     bounds = config.mix.bounds
     check_bounds(bounds, list(tokens))
     with config_errors("mix.bounds"):
@@ -310,6 +316,7 @@ def bounded_space(config: PipelineConfig, tokens: Mapping[str, int]) -> MixtureS
             tokens, target_budget(config.proxies, tokens), config.proxies.max_epochs,
             min_weights={d: low for d, (low, _) in bounds.items()},
             max_weights={d: high for d, (_, high) in bounds.items()},
+            repeatable_tokens=exportable_tokens(tokens, config.export.sequence_length),
         )
 
 

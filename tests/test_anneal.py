@@ -84,6 +84,7 @@ def make_config(run: RunDir):
             "token_budget": 20_000,  # the base proxy
         },
         "mix": {"candidates": 2_000, "top_k": 20, "folds": 4},
+        "export": {"sequence_length": 8},  # the cap counts whole exportable sequences
     })
 
 

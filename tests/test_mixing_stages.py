@@ -242,7 +242,8 @@ def test_a_task_only_one_domain_teaches_up_weights_that_domain(mixed, run, clien
     config = make_config(run, target_weights={"recipe_quiz": 1.0})
     result = run_mix(config, run, client, console())
     natural, chosen = result["natural_weights"]["recipes"], result["weights"]["recipes"]
-    cap = natural * CAP_EPOCHS / 1.5  # the repetition cap at the target budget
+    cap = pd.read_parquet(run.mix_weights).set_index("domain").loc["recipes", "max_weight"]  # the repetition cap
+    assert cap == pytest.approx(natural * CAP_EPOCHS / 1.5, rel=0.02)  # counted in whole exportable sequences
     assert chosen == pytest.approx(cap, abs=1e-3) and chosen > natural + 0.1  # as much recipes as the cap allows
     proxies = load_proxies(run.stage_dir("proxies") / "proxies.parquet")
     spearman = proxies["w_recipes"].corr(proxies["bpb_recipe_quiz"], method="spearman")
@@ -288,3 +289,22 @@ def test_export_refuses_a_mix_that_is_not_recommended_unless_told(shuffled_run, 
     assert fallback["mix"].startswith("natural") and "exporting the natural mix instead" in printed.file.getvalue()
     tokens = training_tokens(copy)
     assert fallback["weights"] == {domain: count for domain, count in tokens.items()}
+
+
+def test_transfer_trains_larger_models_and_reports_the_rank_correlation(mixed, run, client):
+    transfer = {"enabled": True, "parameter_factor": 4.0, "token_factor": 2.0, "sampled": 2}
+    config = make_config(run, transfer=transfer)
+    result = run_mix(config, run, client, console())
+    summary = read_mix(str(run.mix_file()))["transfer"]
+    assert summary == result["transfer"]
+    assert summary["labels"] == ["chosen", "natural", "sampled-0", "sampled-1"] and summary["models"]["trained"] == 4
+    assert summary["model"]["d_model"] == 64 and summary["tokens"] == 40_000  # 4x the 1 x 32 proxy's parameters
+    assert summary["spearman"] is None or -1 <= summary["spearman"] <= 1
+    frame = load_proxies(run.stage_dir("mix") / "_transfer" / "proxies.parquet")
+    assert sorted(frame["mixture_id"]) == sorted(summary["labels"]) and (frame["tokens"] == 40_000).all()
+    objective = frame.set_index("mixture_id").filter(like="bpb_").mean(axis=1)  # equal target weights
+    assert summary["measured"] == pytest.approx([objective[label] for label in summary["labels"]])
+    report = (run.stage_dir("mix") / REPORT_MD).read_text()
+    assert "## Transfer to a larger model" in report and (run.stage_dir("mix") / "transfer.png").exists()
+    again = run_mix(config, run, client, console())
+    assert again["transfer"]["models"] == {"trained": 0, "scored": 0, "reused": 4}  # stored like proxies
