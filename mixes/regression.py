@@ -98,6 +98,13 @@ class MixingLawRegressor(RegressorMixin, BaseEstimator):
         if not isinstance(self.f_scale_ratio, Real) or not self.f_scale_ratio > 0:
             raise ValueError(f"f_scale_ratio must be a positive number, got {self.f_scale_ratio!r}")
 
+    @staticmethod
+    def _jacobian(params: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """d prediction / d (c, b, t): 1, e and e * X with e = exp(b + X t); 0 where the exponent is clipped."""
+        exponent = params[1] + X @ params[2:]
+        e = np.where(np.abs(exponent) < MAX_EXPONENT, np.exp(np.clip(exponent, -MAX_EXPONENT, MAX_EXPONENT)), 0.0)
+        return np.hstack([np.ones((len(X), 1)), e[:, None], e[:, None] * X])
+
     def fit(self, X, y):
         self._check_params()
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
@@ -105,7 +112,8 @@ class MixingLawRegressor(RegressorMixin, BaseEstimator):
         f_scale = max(self.f_scale_ratio * float(np.std(y)), 1e-9)
         fits = [
             least_squares(
-                lambda params: self._predict_with(params, X) - y, start, loss="soft_l1", f_scale=f_scale
+                lambda params: self._predict_with(params, X) - y, start, jac=lambda params: self._jacobian(params, X),
+                loss="soft_l1", f_scale=f_scale,
             )
             for start in self._starts(X, y)
         ]
@@ -122,8 +130,8 @@ def default_regressors(seed: int = 0) -> dict[str, BaseEstimator]:
         "linear": RidgeCV(alphas=np.logspace(-6, 1, 15)),
         "mixing_law": MixingLawRegressor(random_state=seed),
         "boosting": GradientBoostingRegressor(
-            n_estimators=300,
-            learning_rate=0.05,
+            n_estimators=150,
+            learning_rate=0.1,
             max_depth=3,
             min_samples_leaf=2,
             subsample=0.8,
