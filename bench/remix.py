@@ -25,9 +25,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from pipelines.choose import mixture_objectives
-from mixes.optimize import optimize_mixture
-from mixes.regression import fit_regressors
+from pipelines.choose import fit_and_optimize
 from pipelines.config import load_config
 from pipelines.executor import dask_client
 from pipelines.mixing import bounded_space, load_swarm, objective_weights, bpb_targets, run_mix, run_proxies
@@ -55,11 +53,7 @@ def regression_and_optimum(config, run: RunDir) -> float:
     started = time.perf_counter()
     space = bounded_space(config, training_tokens(run))
     proxies = load_swarm(run, space.domains)
-    ids, weights, objective = mixture_objectives(proxies, space.domains, objective_weights(config.mix, bpb_targets(proxies)))
-    regression = fit_regressors(weights, objective, list(space.domains), n_folds=config.mix.folds, seed=config.run.seed)
-    section = config.mix
-    optimize_mixture(regression.chosen_model.predict, space, regression.chosen_is_smooth, kl_weight=section.kl_weight,
-                     n_candidates=section.candidates, top_k=section.top_k, seed=config.run.seed)
+    fit_and_optimize(proxies, space, objective_weights(config.mix, bpb_targets(proxies)), config.mix, config.run.seed)
     return time.perf_counter() - started
 
 

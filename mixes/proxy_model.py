@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixes.proxy_store import array_hash
+from curation.digests import array_hash
 
 IGNORE_INDEX = -100
 LAST_LOSSES = 10  # the reported train loss is the mean over this many final steps

@@ -18,30 +18,13 @@ store is tens of megabytes. Deleting the folder makes the next run train every p
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from curation.atomic import atomic_path, write_text_atomic
-
-
-def stable_hash(data: object) -> str:
-    """A short hash of JSON-able data, independent of key order."""
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def array_hash(*arrays: np.ndarray) -> str:
-    """A short hash of arrays' dtypes, shapes and contents."""
-    digest = hashlib.blake2b(digest_size=8)
-    for array in arrays:
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(array.data)
-    return digest.hexdigest()
 
 
 class ProxyStore:

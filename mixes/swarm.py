@@ -28,7 +28,8 @@ import pandas as pd
 
 from curation.atomic import atomic_path
 from mixes.proxy_model import ProxyConfig, evaluate_model_state, train_proxy_state
-from mixes.proxy_store import ProxyStore, stable_hash
+from curation.digests import stable_hash
+from mixes.proxy_store import ProxyStore
 
 WEIGHT_PREFIX = "w_"
 BPB_PREFIX = "bpb_"

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from mixes.proxy_model import ProxyConfig
-from mixes.proxy_store import array_hash, stable_hash
+from curation.digests import array_hash, stable_hash
 from mixes.task_scores import score_task
 from mixes.tasks import EncodedTask, TaskExample, TaskSpec, encode_task
 

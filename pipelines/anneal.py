@@ -44,7 +44,7 @@ from mixes.anneal import (
     write_unit_token_files,
 )
 from mixes.proxy_model import ProxyState, evaluate_model_state, resolve_device, train_proxy_state
-from mixes.proxy_store import stable_hash
+from curation.digests import stable_hash
 from mixes.regression import objective_values
 from mixes.sampling import MixtureSpace, sample_mixtures
 from mixes.swarm import BPB_PREFIX, Swarm, make_specs

@@ -108,15 +108,10 @@ def judge(regression: RegressionResult, validation: Mapping, min_cv_spearman: fl
     return Verdict(not reasons, reasons)
 
 
-def choose_mixture(
-    proxies: pd.DataFrame,
-    space: MixtureSpace,
-    target_weights: Mapping[str, float],
-    section: MixSection,
-    seed: int,
-    validate: Callable[[np.ndarray], pd.DataFrame],
-) -> MixChoice:
-    """Regression, bounded optimum, validation (``validate(chosen weights)`` returns its proxies), verdict."""
+def fit_and_optimize(
+    proxies: pd.DataFrame, space: MixtureSpace, target_weights: Mapping[str, float], section: MixSection, seed: int
+) -> tuple[list[str], RegressionResult, OptimizationResult]:
+    """The mixtures' ids, the regressors scored and chosen, and the bounded optimum of the chosen one."""
     mixture_ids, weights, objective = mixture_objectives(proxies, space.domains, target_weights)
     try:
         regression = fit_regressors(weights, objective, list(space.domains), n_folds=section.folds, seed=seed)
@@ -126,6 +121,19 @@ def choose_mixture(
         regression.chosen_model.predict, space, regression.chosen_is_smooth, kl_weight=section.kl_weight,
         n_candidates=section.candidates, top_k=section.top_k, seed=seed,
     )
+    return mixture_ids, regression, optimization
+
+
+def choose_mixture(
+    proxies: pd.DataFrame,
+    space: MixtureSpace,
+    target_weights: Mapping[str, float],
+    section: MixSection,
+    seed: int,
+    validate: Callable[[np.ndarray], pd.DataFrame],
+) -> MixChoice:
+    """Regression, bounded optimum, validation (``validate(chosen weights)`` returns its proxies), verdict."""
+    mixture_ids, regression, optimization = fit_and_optimize(proxies, space, target_weights, section, seed)
     predicted = {"chosen": optimization.optimum.predicted, "natural": optimization.natural_predicted}
     validation = summarize_validation(validate(optimization.optimum.weights), target_weights, predicted)
     return MixChoice(mixture_ids, regression, optimization, validation, judge(regression, validation, section.min_cv_spearman))

@@ -15,7 +15,8 @@ from distributed import Client
 from rich.console import Console
 
 from mixes.proxy_model import ProxyConfig, resolve_device
-from mixes.proxy_store import ProxyStore, array_hash
+from curation.digests import array_hash
+from mixes.proxy_store import ProxyStore
 from mixes.swarm import ProxySpec, Swarm, SwarmCounts, run_swarm, train_spec
 from pipelines.config import ProxiesSection
 from pipelines.run import RunDir

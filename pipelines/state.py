@@ -15,11 +15,11 @@ new ``output_id``, so a restarted upstream makes everything below it stale even 
 config did not change). Anything else is stale, missing or failed, with the reasons.
 """
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from curation.digests import stable_hash
 from curation.errors import UserError
 from pipelines.config import PipelineConfig, config_value
 from pipelines.run import RunDir, fingerprint
@@ -28,8 +28,6 @@ FRESH, STALE, MISSING, FAILED, RUNNING = "fresh", "stale", "missing", "failed", 
 SHOWN_NAMES = 3  # input files named in a reason; the rest are counted
 
 
-def digest(payload) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def content_id(info: Mapping) -> str:
@@ -107,14 +105,14 @@ class StageGraph:
             values = {key: config_value(self.config, key) for key in stage.reads}
             parts = Identity(
                 "",
-                {key: digest(value) for key, value in values.items()},
+                {key: stable_hash(value) for key, value in values.items()},
                 {up: self.identity(up).digest for up in stage.upstream},
                 {path: content_id(self.fingerprints.of(path, storage)) for path, storage in files.items()},
                 problem,
                 values,
                 stage.output_format,
             )
-            parts.digest = digest([parts.config, parts.upstream, parts.inputs, parts.output_format])
+            parts.digest = stable_hash([parts.config, parts.upstream, parts.inputs, parts.output_format])
             self._identities[name] = parts
         return self._identities[name]
 
